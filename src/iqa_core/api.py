@@ -1,0 +1,274 @@
+"""Component contracts and the data types that flow between them.
+
+Every plugin subclasses one of the bases here. Nothing in this module imports
+torch or a model library: plugins do their heavy imports inside ``load()``.
+
+Data path: image -> Segmenter masks -> Regions (Algorithm 1, core) -> Views ->
+Scorer -> LevelProbs (N, K) -> decode -> RegionAggregator -> per-scorer score
+-> ScorerAggregator -> image score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+RegionKind = Literal["global", "object", "complement"]
+ViewMode = Literal["whole", "bbox", "mask"]
+
+
+class Params(BaseModel):
+    """Base for every plugin's parameters: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(ABC):
+    """A configurable plugin. ``Params`` is validated from the recipe's ``params:``.
+
+    ``uncached_params`` names parameters that do not change results (batch
+    size, device placement); they are left out of :meth:`cache_key`, so
+    changing them reuses stored outputs. Bump ``version`` when a change to the
+    code changes outputs.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    uncached_params: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, params: Params | dict[str, Any] | None = None) -> None:
+        if params is None:
+            params = self.Params()
+        elif isinstance(params, dict):
+            params = self.Params.model_validate(params)
+        self.params = params
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line for ``iqa plugins``: the first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def cache_key(self) -> str:
+        """Identity of this component's outputs: class, version and result-relevant params."""
+        payload = self.params.model_dump(mode="json", exclude=set(self.uncached_params))
+        blob = json.dumps(
+            [f"{type(self).__module__}.{type(self).__qualname__}", self.version, payload],
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Region:
+    """A scored part of an image.
+
+    ``bbox`` is (x0, y0, x1, y1) in original pixel coordinates, x1/y1
+    exclusive. ``area`` is the fraction of the image the region covers (for
+    the global region 1.0). ``rle`` is a COCO run-length encoding of the
+    mask at the segmenter's working resolution (``rle["size"]`` = [h, w]);
+    ``None`` for the global region.
+    """
+
+    kind: RegionKind
+    bbox: tuple[int, int, int, int]
+    area: float
+    rle: dict[str, Any] | None = None
+
+    def view_key(self, mode: ViewMode) -> str:
+        """Content identity of this region's view: equal regions share stored scores."""
+        if self.kind == "global" or mode == "whole":
+            return "whole"
+        if mode == "bbox":
+            return "bbox:" + ",".join(map(str, self.bbox))
+        assert self.rle is not None
+        digest = hashlib.sha256(json.dumps(self.rle, sort_keys=True).encode()).hexdigest()[:16]
+        return f"mask:{','.join(map(str, self.bbox))}:{digest}"
+
+
+@dataclass
+class View:
+    """What a scorer sees: an RGB PIL image cut from one region of one image."""
+
+    image: Any  # PIL.Image.Image (kept untyped so this module stays import-light)
+    key: str
+    source: str = ""
+
+
+@dataclass
+class LevelProbs:
+    """Scorer output for a batch of N views over K levels.
+
+    ``probs`` is (N, K), rows sum to 1, columns in the order of ``values``
+    (ascending level value). ``top_is_level`` is a diagnostic: whether the
+    model's unconstrained most likely next token was one of the level tokens
+    (None where the notion does not apply, e.g. CLIP).
+    """
+
+    probs: np.ndarray
+    values: tuple[float, ...]
+    top_is_level: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.probs = np.asarray(self.probs, dtype=np.float64)
+        if self.probs.ndim != 2 or self.probs.shape[1] != len(self.values):
+            raise ValueError(
+                f"level probabilities must be (N, {len(self.values)}), got {self.probs.shape}"
+            )
+
+    def __len__(self) -> int:
+        return self.probs.shape[0]
+
+    def row(self, i: int) -> LevelProbs:
+        top = None if self.top_is_level is None else self.top_is_level[i : i + 1]
+        return LevelProbs(self.probs[i : i + 1], self.values, top)
+
+
+@dataclass
+class RegionScore:
+    """One region of one image with its score from every scorer."""
+
+    index: int
+    region: Region
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ImageResult:
+    """Final output for one input image; ``error`` set means it could not be scored."""
+
+    path: str
+    score: float | None = None
+    scorer_scores: dict[str, float] = field(default_factory=dict)
+    regions: list[RegionScore] = field(default_factory=list)
+    content_hash: str | None = None
+    size: tuple[int, int] | None = None  # (width, height)
+    error: str | None = None
+
+    @property
+    def n_regions(self) -> int:
+        """Number of local (object + complement) regions, as the paper counts masks."""
+        return sum(1 for r in self.regions if r.region.kind != "global")
+
+
+# ------------------------------------------------------------------- components
+
+
+class Segmenter(Component):
+    """Image -> candidate object masks. The core applies Algorithm 1 to them."""
+
+    def load(self) -> None:
+        """Load weights. Called once, before the first ``segment``."""
+
+    @abstractmethod
+    def segment(self, image: np.ndarray) -> list[np.ndarray]:
+        """Masks for an RGB uint8 (H, W, 3) image.
+
+        Each mask is a boolean (h, w) array. Masks may be at a lower working
+        resolution than the image (all of one image at the same size, same
+        aspect ratio); the core maps them back to original coordinates.
+        """
+
+
+class Standard(Component):
+    """K quality levels and the prompt that presents them.
+
+    ``labels`` are the answer strings (one token each for an MLLM), aligned
+    with ``values`` in ascending order; ``descriptions`` are what the prompt
+    says about each level (for CLIP-style scorers that embed level texts).
+    """
+
+    @property
+    @abstractmethod
+    def values(self) -> tuple[float, ...]: ...
+
+    @property
+    @abstractmethod
+    def labels(self) -> tuple[str, ...]: ...
+
+    @property
+    @abstractmethod
+    def descriptions(self) -> tuple[str, ...]: ...
+
+    @property
+    @abstractmethod
+    def system(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def user(self) -> str: ...
+
+    @property
+    def k(self) -> int:
+        return len(self.values)
+
+    def prompt_key(self) -> str:
+        """Identity of what a scorer is shown: texts, labels and values."""
+        blob = json.dumps([self.system, self.user, self.labels, self.values, self.descriptions])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Scorer(Component):
+    """A batch of views + a standard -> (N, K) level probabilities.
+
+    A scorer sees nothing but views and the standard: the engine owns
+    batching across images, caching and resumption.
+    """
+
+    uncached_params = frozenset({"batch_size", "device"})
+
+    def load(self, standard: Standard) -> None:
+        """Load weights once and check the standard fits (e.g. labels are single tokens)."""
+
+    @property
+    def batch_size(self) -> int:
+        """How many views one ``score`` call should receive."""
+        return int(getattr(self.params, "batch_size", 8))
+
+    @abstractmethod
+    def score(self, views: Sequence[View], standard: Standard) -> LevelProbs: ...
+
+
+class Aggregator(Component):
+    """Combines scores. ``stage`` says where in the recipe it may be used."""
+
+    stage: ClassVar[Literal["regions", "scorers"]]
+
+
+class RegionAggregator(Aggregator):
+    """Region scores of one image, for one scorer -> one score."""
+
+    stage = "regions"
+
+    @abstractmethod
+    def combine(self, scores: np.ndarray, regions: Sequence[Region]) -> float:
+        """``scores`` aligns with ``regions``; the global region has kind 'global'."""
+
+
+class ScorerAggregator(Aggregator):
+    """Per-scorer scores of one image -> the image score."""
+
+    stage = "scorers"
+
+    @abstractmethod
+    def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
+        """``ranges[i]`` is scorer i's (min, max) level value, for mixing different K."""
+
+
+COMPONENT_KINDS: dict[str, type[Component]] = {
+    "segmenters": Segmenter,
+    "scorers": Scorer,
+    "standards": Standard,
+    "aggregators": Aggregator,
+}

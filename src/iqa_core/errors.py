@@ -1,0 +1,33 @@
+"""User-facing errors: the CLI prints their message and exits 2, with no traceback."""
+
+from __future__ import annotations
+
+
+class IQAError(Exception):
+    """A mistake the user can fix (bad recipe, missing file, unavailable model)."""
+
+    exit_code = 2
+
+
+class RecipeError(IQAError):
+    """A recipe that does not validate; the message reads ``FILE: field.path: message``."""
+
+
+class PluginNotFound(IQAError):
+    """A recipe names a component no installed distribution provides."""
+
+
+class ModelUnavailable(IQAError):
+    """Weights could not be loaded (offline, wrong path, missing package)."""
+
+    def __init__(self, model: str, reason: str, hint: str = "") -> None:
+        hint = hint or (
+            "Download it where you have internet (e.g. `huggingface-cli download "
+            f"{model} --local-dir DIR`) and set the recipe's model parameter to DIR."
+        )
+        super().__init__(f"cannot load model {model!r}: {reason}. {hint}")
+        self.model = model
+
+
+class ImageError(IQAError):
+    """An input file that is not a readable image; becomes an error row, not a crash."""
