@@ -166,7 +166,14 @@ class ImageResult:
 
 
 class Segmenter(Component):
-    """Image -> candidate object masks. The core applies Algorithm 1 to them."""
+    """Image -> candidate object masks. The core applies Algorithm 1 to them.
+
+    ``local_regions = False`` marks a segmenter that never yields local regions
+    (``whole``): Algorithm 1 is skipped, rather than turning "no masks" into a
+    whole-image complement as it does for a segmenter that found nothing.
+    """
+
+    local_regions: ClassVar[bool] = True
 
     def load(self) -> None:
         """Load weights. Called once, before the first ``segment``."""
@@ -250,6 +257,7 @@ class RegionAggregator(Aggregator):
     """Region scores of one image, for one scorer -> one score."""
 
     stage = "regions"
+    needs_global: ClassVar[bool] = False  # True: the recipe must score the whole image
 
     @abstractmethod
     def combine(self, scores: np.ndarray, regions: Sequence[Region]) -> float:

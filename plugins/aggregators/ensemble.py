@@ -1,0 +1,41 @@
+"""Ensemble over scorers: the mean of per-model scores (the paper's s_DoG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from iqa_core.api import Params, ScorerAggregator
+
+
+class EnsembleAggregator(ScorerAggregator):
+    """Mean over scorers; scorers with different level ranges are put on a common scale first."""
+
+    class Params(Params):
+        scale: Literal["auto", "native", "unit"] = "auto"
+        weights: list[float] | None = None
+
+    def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
+        """``auto``: the plain mean when all ranges agree (the paper), else ``unit``.
+
+        ``unit`` maps each score to [0, 1] by its scorer's level range and the
+        mean back onto the first scorer's range, so a 5-level and a 7-level
+        model can be averaged without the 7-level one dominating.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        weights = self.params.weights
+        if weights is not None and len(weights) != len(scores):
+            raise ValueError(f"ensemble has {len(weights)} weights for {len(scores)} scorers")
+        same = len(set(ranges)) == 1
+        if self.params.scale == "native" and not same:
+            raise ValueError(
+                f"ensemble scale 'native' needs scorers with one level range, got {sorted(set(ranges))}"
+            )
+        if self.params.scale == "native" or (self.params.scale == "auto" and same):
+            return float(np.average(scores, weights=weights))
+        lo = np.array([r[0] for r in ranges])
+        hi = np.array([r[1] for r in ranges])
+        unit = np.average((scores - lo) / np.where(hi > lo, hi - lo, 1.0), weights=weights)
+        return float(lo[0] + unit * (hi[0] - lo[0]))

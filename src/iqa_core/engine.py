@@ -1,0 +1,324 @@
+"""The pipeline: read -> segment -> regions -> views -> batched scoring -> aggregation.
+
+Images are processed in chunks; within a chunk the views of all images are
+gathered per scorer and scored in batches of the scorer's ``batch_size``.
+Every model output goes to the store first, so nothing is computed twice and a
+killed run resumes. A failure confined to one image becomes that image's error
+row; failures of the setup (recipe, weights) stop the run with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .api import (
+    ImageResult,
+    LevelProbs,
+    Region,
+    RegionAggregator,
+    RegionScore,
+    Scorer,
+    ScorerAggregator,
+    Segmenter,
+    Standard,
+    View,
+)
+from .decode import decode
+from .errors import IQAError
+from .images import LoadedImage, expand_inputs, read_image, to_rgb
+from .plugins import manager
+from .recipe import Resolved, resolve
+from .regions import build_regions, crop_view, decode_rle, encode_rle
+from .store import Store, ViewKey
+
+
+@dataclass
+class _Work:
+    """One image in flight: its pixels and the regions it will be scored on."""
+
+    index: int
+    loaded: LoadedImage
+    regions: list[Region]
+    error: str | None = None
+
+
+class Pipeline:
+    """A resolved recipe, ready to score images. Models load on first use, once."""
+
+    def __init__(self, resolved: Resolved, store: Store | None = None) -> None:
+        self.resolved = resolved
+        self.recipe = resolved.recipe
+        self.segmenter: Segmenter = resolved.segmenter  # type: ignore[assignment]
+        self.scorers: list[tuple[str, Scorer, Standard]] = resolved.scorers  # type: ignore[assignment]
+        self.aggregate: RegionAggregator = resolved.aggregate  # type: ignore[assignment]
+        self.ensemble: ScorerAggregator = resolved.ensemble  # type: ignore[assignment]
+        self._store = store
+        self._loaded = False
+        self.stats: Counter[str] = Counter()
+        views = self.recipe.regions.views
+        self.local_mode = next((v for v in views if v in ("bbox", "mask")), None)
+        self.score_whole = "whole" in views
+
+    # ----------------------------------------------------------------- setup
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.recipe.runtime.store)
+        return self._store
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _, _ in self.scorers]
+
+    @property
+    def segments(self) -> bool:
+        return self.local_mode is not None and self.segmenter.local_regions
+
+    @property
+    def key(self) -> str:
+        """Identity of this recipe's results: everything that changes a final score."""
+        parts: dict[str, Any] = {
+            "segmenter": self.segmenter.cache_key() if self.segments else None,
+            "regions": self.recipe.regions.model_dump(mode="json"),
+            "scorers": [(lab, sc.cache_key(), std.prompt_key()) for lab, sc, std in self.scorers],
+            "decode": self.recipe.decode,
+            "aggregate": self.aggregate.cache_key(),
+            "ensemble": self.ensemble.cache_key(),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def load(self) -> None:
+        """Load every model once (segmenter only if the recipe segments)."""
+        if self._loaded:
+            return
+        if self.segments:
+            self.segmenter.load()
+        for _, scorer, standard in self.scorers:
+            scorer.load(standard)
+        self._loaded = True
+
+    # ---------------------------------------------------------------- public
+    def score(self, image: str | Path | Image.Image) -> ImageResult:
+        """Score one image (a path or a PIL image)."""
+        if isinstance(image, Image.Image):
+            rgb = to_rgb(image)
+            digest = hashlib.sha256(rgb.tobytes() + repr(rgb.size).encode()).hexdigest()[:32]
+            loaded = LoadedImage("<image>", digest, rgb)
+            return self._run_chunk([(loaded.path, loaded)])[0]
+        return self.score_many([image])[0]
+
+    def score_many(
+        self,
+        inputs: Iterable[str | Path],
+        progress: bool = False,
+        on_result: Callable[[ImageResult], None] | None = None,
+    ) -> list[ImageResult]:
+        """Score files, folders, globs or list files; results in input order, errors as rows."""
+        paths = expand_inputs(inputs)
+        results: list[ImageResult] = []
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(paths), unit="img", disable=not progress, dynamic_ncols=True) as bar:
+            for chunk in self._chunks(paths):
+                for result in self._run_chunk(chunk):
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+                    bar.update(1)
+        return results
+
+    # -------------------------------------------------------------- internals
+    def _chunks(self, paths: Sequence[str]) -> Iterator[list[tuple[str, LoadedImage | str]]]:
+        """Read and decode ahead in worker threads while the models work on the current chunk."""
+        rt = self.recipe.runtime
+        size = rt.chunk_images
+
+        def read(path: str) -> LoadedImage | str:
+            try:
+                return read_image(path, rt.max_pixels)
+            except IQAError as exc:
+                return str(exc)
+
+        with ThreadPoolExecutor(max(rt.workers, 1)) as pool:
+            ahead: deque[tuple[str, Future[LoadedImage | str]]] = deque()
+            it = iter(paths)
+            chunk: list[tuple[str, LoadedImage | str]] = []
+            while True:
+                while len(ahead) < 2 * size:
+                    path = next(it, None)
+                    if path is None:
+                        break
+                    ahead.append((path, pool.submit(read, path)))
+                if not ahead:
+                    break
+                path, future = ahead.popleft()
+                chunk.append((path, future.result()))
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+    def _run_chunk(self, chunk: Sequence[tuple[str, LoadedImage | str]]) -> list[ImageResult]:
+        results: dict[int, ImageResult] = {}
+        work: list[_Work] = []
+        for index, (path, item) in enumerate(chunk):
+            if isinstance(item, str):
+                results[index] = ImageResult(path, error=item)
+                continue
+            cached = self.store.get_result(self.key, item.content_hash)
+            if cached is not None:
+                self.stats["results_cached"] += 1
+                results[index] = _from_store(path, item.content_hash, cached, self.labels)
+                continue
+            self.load()
+            try:
+                work.append(_Work(index, item, self._regions(item)))
+            except IQAError:
+                raise
+            except Exception as exc:  # one image's segmentation failure must not stop the run
+                results[index] = ImageResult(path, content_hash=item.content_hash, error=_describe("segmentation", exc))
+        levels = {label: self._score_views(label, scorer, std, work) for label, scorer, std in self.scorers}
+        for w in work:
+            results[w.index] = self._finish(w, levels)
+        ordered = [results[i] for i in range(len(chunk))]
+        hook = manager().hook
+        recipe = self.recipe.model_dump(mode="json")
+        for result in ordered:
+            hook.iqa_image_scored(result=result, recipe=recipe)
+        self.stats["images"] += len(ordered)
+        self.stats["failed"] += sum(r.error is not None for r in ordered)
+        return ordered
+
+    def _regions(self, item: LoadedImage) -> list[Region]:
+        regions_spec = self.recipe.regions
+        whole = Region("global", (0, 0, *item.size), 1.0)
+        if not self.segments:
+            return [whole] if self.score_whole else []
+        seg_key = self.segmenter.cache_key()
+        rles = self.store.get_masks(item.content_hash, seg_key)
+        if rles is None:
+            masks = self.segmenter.segment(np.asarray(item.image))
+            self.stats["segmenter_calls"] += 1
+            rles = [encode_rle(np.asarray(m, dtype=bool)) for m in masks]
+            self.store.put_masks(item.content_hash, seg_key, rles)
+        regions = build_regions(
+            [decode_rle(r) for r in rles], item.size, regions_spec.min_area, regions_spec.complement
+        )
+        return regions if self.score_whole else [r for r in regions if r.kind != "global"]
+
+    def _view_key(self, w: _Work, region: Region, scorer: Scorer, std: Standard) -> ViewKey:
+        mode = self.local_mode if region.kind != "global" else "whole"
+        return (w.loaded.content_hash, region.view_key(mode or "whole"), scorer.cache_key(), std.prompt_key())
+
+    def _score_views(self, label: str, scorer: Scorer, std: Standard, work: Sequence[_Work]) -> dict[ViewKey, LevelProbs]:
+        """Level probabilities for every view of every image in ``work``, from store or model."""
+        wanted: dict[ViewKey, tuple[_Work, Region]] = {}
+        for w in work:
+            for region in w.regions:
+                wanted.setdefault(self._view_key(w, region, scorer, std), (w, region))
+        found = self.store.get_levels(wanted)
+        pending = [k for k in wanted if k not in found]
+        self.stats["views_cached"] += len(found)
+        step = max(1, scorer.batch_size)
+        for start in range(0, len(pending), step):
+            keys = pending[start : start + step]
+            views = [self._view(*wanted[k], k) for k in keys]
+            for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, wanted):
+                self.store.put_levels(sub_keys, levels)
+                for i, key in enumerate(sub_keys):
+                    found[key] = levels.row(i)
+        return found
+
+    def _view(self, w: _Work, region: Region, key: ViewKey) -> View:
+        mode = self.local_mode if region.kind != "global" else "whole"
+        image = crop_view(w.loaded.image, region, mode or "whole", self.recipe.regions.min_view_side)
+        return View(image=image, key=key[1], source=w.loaded.path)
+
+    def _call_scorer(
+        self,
+        label: str,
+        scorer: Scorer,
+        std: Standard,
+        keys: list[ViewKey],
+        views: list[View],
+        wanted: Mapping[ViewKey, tuple[_Work, Region]],
+    ) -> Iterator[tuple[list[ViewKey], LevelProbs]]:
+        """One batched call; if it fails, view by view, so one bad view fails only its image."""
+        try:
+            levels = scorer.score(views, std)
+            self.stats["scorer_calls"] += 1
+            self.stats["views_scored"] += len(views)
+            _check_levels(label, levels, len(views), std)
+            yield keys, levels
+            return
+        except IQAError:
+            raise
+        except Exception as exc:
+            if len(views) == 1:
+                wanted[keys[0]][0].error = _describe(f"scorer {label!r}", exc)
+                return
+        for key, view in zip(keys, views):
+            yield from self._call_scorer(label, scorer, std, [key], [view], wanted)
+
+    def _finish(self, w: _Work, levels: dict[str, dict[ViewKey, LevelProbs]]) -> ImageResult:
+        path, digest = w.loaded.path, w.loaded.content_hash
+        if w.error is not None:
+            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=w.error)
+        rows = [RegionScore(i, region) for i, region in enumerate(w.regions)]
+        per_scorer: dict[str, float] = {}
+        ranges = []
+        try:
+            for label, scorer, std in self.scorers:
+                lp = [levels[label][self._view_key(w, r, scorer, std)] for r in w.regions]
+                stacked = LevelProbs(np.vstack([x.probs for x in lp]), lp[0].values)
+                scores = decode(stacked, self.recipe.decode)
+                for row, s in zip(rows, scores):
+                    row.scores[label] = float(s)
+                per_scorer[label] = self.aggregate.combine(scores, w.regions)
+                ranges.append((min(stacked.values), max(stacked.values)))
+            final = self.ensemble.combine(np.array(list(per_scorer.values())), ranges)
+        except ValueError as exc:
+            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=_describe("aggregation", exc))
+        self.store.put_result(self.key, digest, final, per_scorer, [_region_json(r) for r in rows], w.loaded.size)
+        return ImageResult(path, final, per_scorer, rows, digest, w.loaded.size)
+
+
+def _check_levels(label: str, levels: LevelProbs, n: int, std: Standard) -> None:
+    if len(levels) != n:
+        raise ValueError(f"scorer {label!r} returned {len(levels)} rows for {n} views")
+    if not np.all(np.isfinite(levels.probs)):
+        raise ValueError(f"scorer {label!r} returned non-finite level probabilities")
+
+
+def _describe(stage: str, exc: Exception) -> str:
+    return f"{stage} failed: {type(exc).__name__}: {exc}"
+
+
+def _region_json(row: RegionScore) -> dict[str, Any]:
+    r = row.region
+    return {"kind": r.kind, "bbox": list(r.bbox), "area": r.area, "rle": r.rle, "scores": row.scores}
+
+
+def _from_store(path: str, digest: str, cached: dict[str, Any], labels: list[str]) -> ImageResult:
+    rows = [
+        RegionScore(i, Region(d["kind"], tuple(d["bbox"]), d["area"], d["rle"]), d["scores"])
+        for i, d in enumerate(cached["regions"])
+    ]
+    return ImageResult(path, cached["score"], cached["scorer_scores"], rows, digest, tuple(cached["size"]))
+
+
+def load_recipe(source: str | Path | Mapping[str, Any], store: Store | None = None) -> Pipeline:
+    """A recipe file or dict -> a :class:`Pipeline` (validated; weights load on first use)."""
+    return Pipeline(resolve(source), store)
+

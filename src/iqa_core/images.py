@@ -1,0 +1,125 @@
+"""Finding input images and reading them into RGB, with clear errors for bad files.
+
+A bad file raises :class:`ImageError` naming the path and what is wrong; the
+engine turns it into an error row and goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, IQAError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
+)
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own bomb threshold (2 x MAX_IMAGE_PIXELS)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """Files, folders (recursive, image suffixes), globs and list files -> paths, in order.
+
+    A list file (.txt/.lst/.list) holds one path per line, relative to its folder.
+    A path that matches nothing is kept, so it becomes an error row, not a lost input.
+    Duplicates are dropped, first occurrence wins.
+    """
+    out: dict[str, None] = {}
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            found = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            out.update((str(p), None) for p in sorted(found))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            listed = [str(path.parent / ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")]
+            out.update((p, None) for p in expand_inputs(listed))
+        elif path.exists():
+            out[text] = None
+        elif glob.has_magic(text):
+            out.update((p, None) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file())
+        else:
+            out[text] = None
+    if not out:
+        raise IQAError(f"no images found in: {', '.join(map(str, inputs)) or '(no inputs)'}")
+    return list(out)
+
+
+@dataclass
+class LoadedImage:
+    """An input read once: its content hash and its RGB pixels."""
+
+    path: str
+    content_hash: str
+    image: Image.Image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError(f"{path}: empty file")
+    return LoadedImage(str(path), content_hash(data), decode_image(data, str(path), max_pixels))
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > max_pixels:
+                raise ImageError(
+                    f"{where}: {img.width}x{img.height} exceeds the {max_pixels}-pixel limit "
+                    "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{where}: not an image file (or an unsupported format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{where}: refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{where}: truncated or corrupt image: {exc}") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB. Alpha is composited over white; 16-bit is rescaled, not clipped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F" and arr.max(initial=0) <= 1.0:
+            peak = 1.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img

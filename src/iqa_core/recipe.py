@@ -1,0 +1,182 @@
+"""YAML recipes -> validated pydantic models, in two stages.
+
+Stage 1 checks the recipe's own shape. Stage 2 resolves every named component
+through the registry and validates its ``params`` against the plugin's
+``Params`` model. No weights are loaded. Every error reads
+``FILE: field.path: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import registry
+from .api import Aggregator, Component, ViewMode
+from .decode import DecodeMethod
+from .errors import IQAError, RecipeError
+from .images import DEFAULT_MAX_PIXELS
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(_Model):
+    """A component by registered name (or ``module:Class``) and its parameters."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScorerSpec(ComponentSpec):
+    label: str | None = Field(None, description="column name in outputs; defaults to name")
+    standard: ComponentSpec | None = Field(None, description="overrides the recipe's standard")
+
+
+class RegionsSpec(_Model):
+    min_area: float = Field(0.01, ge=0.0, le=1.0, description="Algorithm 1's t, as a fraction")
+    complement: bool = True
+    views: list[ViewMode] = Field(default_factory=lambda: ["bbox", "whole"], min_length=1)
+    min_view_side: int = Field(32, ge=0, description="thinner crops are upscaled to this")
+
+    @field_validator("views")
+    @classmethod
+    def _one_local_mode(cls, views: list[ViewMode]) -> list[ViewMode]:
+        if len(set(views)) != len(views):
+            raise ValueError("views are listed twice")
+        if {"bbox", "mask"} <= set(views):
+            raise ValueError("choose one local view mode: 'bbox' or 'mask', not both")
+        return views
+
+
+class RuntimeSpec(_Model):
+    store: str | None = Field(".iqa/store.sqlite", description="SQLite cache; null = in memory")
+    chunk_images: int = Field(32, ge=1, description="images whose views are batched together")
+    workers: int = Field(4, ge=0, description="threads reading and decoding images ahead")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    executor: Literal["local", "ray"] = "local"
+    devices: list[str] | None = Field(None, description="one worker per device, e.g. [cuda:0, cuda:1]")
+    ray_address: str | None = None
+
+
+class Recipe(_Model):
+    description: str = ""
+    segmenter: ComponentSpec = ComponentSpec(name="whole")
+    regions: RegionsSpec = RegionsSpec()
+    standard: ComponentSpec = ComponentSpec(name="word", params={"levels": 7})
+    scorers: list[ScorerSpec] = Field(min_length=1)
+    decode: DecodeMethod = "argmax"
+    aggregate: ComponentSpec = ComponentSpec(name="mix_grained")
+    ensemble: ComponentSpec = ComponentSpec(name="ensemble")
+    runtime: RuntimeSpec = RuntimeSpec()
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> Recipe:
+        labels = [s.label or s.name for s in self.scorers]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"scorers share the label(s) {dupes}: give each a distinct 'label'")
+        return self
+
+
+@dataclass
+class Resolved:
+    """A validated recipe with every component class resolved and params parsed."""
+
+    recipe: Recipe
+    source: str
+    segmenter: Component
+    standard: Component
+    scorers: list[tuple[str, Component, Component]]  # (label, scorer, its standard)
+    aggregate: Component
+    ensemble: Component
+
+
+def read_recipe(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Recipe data and a name for messages (the file path, or '<recipe>' for a dict)."""
+    if isinstance(source, Mapping):
+        return dict(source), "<recipe>"
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{path}: {where}invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
+    return data, str(path)
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(recipe)"
+
+
+def _raise_validation(source: str, prefix: tuple[Any, ...], exc: ValidationError) -> None:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{source}: {_loc(prefix + loc)}: {msg}")
+    raise RecipeError("\n".join(lines)) from None
+
+
+def _instantiate(source: str, kind: str, spec: ComponentSpec, where: tuple[Any, ...]) -> Component:
+    try:
+        cls = registry.get(kind, spec.name)
+    except IQAError as exc:
+        raise RecipeError(f"{source}: {_loc(where + ('name',))}: {exc}") from None
+    try:
+        return cls(cls.Params.model_validate(spec.params))
+    except ValidationError as exc:
+        _raise_validation(source, where + ("params",), exc)
+        raise  # unreachable: _raise_validation always raises
+
+
+def resolve(source: str | Path | Mapping[str, Any]) -> Resolved:
+    """Validate both stages; raise :class:`RecipeError` listing every problem found."""
+    data, name = read_recipe(source)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(name, (), exc)
+    segmenter = _instantiate(name, "segmenters", recipe.segmenter, ("segmenter",))
+    standard = _instantiate(name, "standards", recipe.standard, ("standard",))
+    scorers = []
+    for i, spec in enumerate(recipe.scorers):
+        scorer = _instantiate(name, "scorers", spec, ("scorers", i))
+        own = spec.standard
+        std = _instantiate(name, "standards", own, ("scorers", i, "standard")) if own else standard
+        scorers.append((spec.label or spec.name, scorer, std))
+    aggregate = _instantiate(name, "aggregators", recipe.aggregate, ("aggregate",))
+    ensemble = _instantiate(name, "aggregators", recipe.ensemble, ("ensemble",))
+    for field, comp, stage in (("aggregate", aggregate, "regions"), ("ensemble", ensemble, "scorers")):
+        assert isinstance(comp, Aggregator)
+        if comp.stage != stage:
+            raise RecipeError(
+                f"{name}: {field}.name: {getattr(recipe, field).name!r} combines {comp.stage}, "
+                f"but '{field}' needs an aggregator of {stage}"
+            )
+    if getattr(aggregate, "needs_global", False) and "whole" not in recipe.regions.views:
+        raise RecipeError(
+            f"{name}: regions.views: {recipe.aggregate.name} needs 'whole' among the views"
+        )
+    return Resolved(recipe, name, segmenter, standard, scorers, aggregate, ensemble)
