@@ -1,0 +1,56 @@
+"""The README's example plugin package installs, registers by entry point, and scores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from iqa_core import load_recipe, registry
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iqa-sharpness"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip-install the example (no deps, no isolation) into a private target on sys.path."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(EXAMPLE)],
+        check=True,
+    )
+    sys.path.insert(0, str(target))
+    registry.refresh()
+    yield target
+    sys.path.remove(str(target))
+    registry.refresh()
+
+
+def test_example_scorer_is_found_by_entry_point(installed: Path) -> None:
+    entry = next(e for e in registry.entries("scorers") if e.name == "sharpness")
+    assert entry.distribution == "iqa-sharpness"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", "from iqa_core.cli import main; main()", "plugins", "--json"],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout
+    rows = {(r["kind"], r["name"]): r for r in json.loads(out)}
+    assert rows[("scorer", "sharpness")]["distribution"] == "iqa-sharpness"
+
+
+def test_example_scorer_ranks_blur_below_sharp(installed: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    sharp = Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    sharp.save(tmp_path / "sharp.png")
+    sharp.filter(ImageFilter.GaussianBlur(4)).save(tmp_path / "blurred.png")
+    pipeline = load_recipe({"scorers": [{"name": "sharpness"}], "decode": "expected", "runtime": {"store": None}})
+    results = {Path(r.path).name: r for r in pipeline.score_many([tmp_path])}
+    assert results["sharp.png"].score > results["blurred.png"].score
+    assert 1.0 <= results["blurred.png"].score <= 7.0
