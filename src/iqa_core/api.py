@@ -161,6 +161,35 @@ class ImageResult:
         """Number of local (object + complement) regions, as the paper counts masks."""
         return sum(1 for r in self.regions if r.region.kind != "global")
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the store's and the Ray executor's wire format)."""
+        return {
+            "path": self.path,
+            "score": self.score,
+            "scorer_scores": self.scorer_scores,
+            "regions": [region_dict(r) for r in self.regions],
+            "content_hash": self.content_hash,
+            "size": list(self.size) if self.size else None,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageResult:
+        regions = [
+            RegionScore(i, Region(d["kind"], tuple(d["bbox"]), d["area"], d.get("rle")), d["scores"])
+            for i, d in enumerate(data.get("regions", []))
+        ]
+        size = tuple(data["size"]) if data.get("size") else None
+        return cls(
+            data["path"], data.get("score"), data.get("scorer_scores", {}), regions,
+            data.get("content_hash"), size, data.get("error"),  # type: ignore[arg-type]
+        )
+
+
+def region_dict(row: RegionScore) -> dict[str, Any]:
+    r = row.region
+    return {"kind": r.kind, "bbox": list(r.bbox), "area": r.area, "rle": r.rle, "scores": row.scores}
+
 
 # ------------------------------------------------------------------- components
 

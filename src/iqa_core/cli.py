@@ -54,6 +54,7 @@ def run(
     from .engine import Pipeline
     from .outputs import check_output_path, write_results
     from .recipe import resolve
+    from .runner import run_pipeline
 
     if output is not None:
         check_output_path(output)
@@ -64,7 +65,7 @@ def run(
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)
     show = sys.stderr.isatty() if progress is None else progress
-    results = pipeline.score_many(inputs, progress=show)
+    results = run_pipeline(pipeline, inputs, progress=show)
     written = write_results(results, pipeline.labels, output, details)
     failed = [r for r in results if r.error is not None]
     stats = pipeline.stats

@@ -32,10 +32,11 @@ from .api import (
     Segmenter,
     Standard,
     View,
+    region_dict,
 )
 from .decode import decode
 from .errors import IQAError
-from .images import LoadedImage, expand_inputs, read_image, to_rgb
+from .images import LoadedImage, content_hash, expand_inputs, read_image, to_rgb
 from .plugins import manager
 from .recipe import Resolved, resolve
 from .regions import build_regions, crop_view, decode_rle, encode_rle
@@ -68,6 +69,11 @@ class Pipeline:
         views = self.recipe.regions.views
         self.local_mode = next((v for v in views if v in ("bbox", "mask")), None)
         self.score_whole = "whole" in views
+
+    @classmethod
+    def from_recipe(cls, source: str | Path | Mapping[str, Any], store: Store | None = None) -> Pipeline:
+        """A recipe file or dict -> a pipeline (validated; weights load on first use)."""
+        return cls(resolve(source), store)
 
     # ----------------------------------------------------------------- setup
     @property
@@ -137,6 +143,15 @@ class Pipeline:
                     bar.update(1)
         return results
 
+    def cached_result(self, path: str) -> ImageResult | None:
+        """This recipe's stored result for the file at ``path``, without decoding it."""
+        try:
+            digest = content_hash(Path(path).read_bytes())
+        except OSError:
+            return None
+        cached = self.store.get_result(self.key, digest)
+        return None if cached is None else _from_store(path, digest, cached)
+
     # -------------------------------------------------------------- internals
     def _chunks(self, paths: Sequence[str]) -> Iterator[list[tuple[str, LoadedImage | str]]]:
         """Read and decode ahead in worker threads while the models work on the current chunk."""
@@ -179,7 +194,7 @@ class Pipeline:
             cached = self.store.get_result(self.key, item.content_hash)
             if cached is not None:
                 self.stats["results_cached"] += 1
-                results[index] = _from_store(path, item.content_hash, cached, self.labels)
+                results[index] = _from_store(path, item.content_hash, cached)
                 continue
             self.load()
             try:
@@ -200,21 +215,24 @@ class Pipeline:
         self.stats["failed"] += sum(r.error is not None for r in ordered)
         return ordered
 
-    def _regions(self, item: LoadedImage) -> list[Region]:
-        regions_spec = self.recipe.regions
-        whole = Region("global", (0, 0, *item.size), 1.0)
-        if not self.segments:
-            return [whole] if self.score_whole else []
+    def segment(self, item: LoadedImage) -> list[dict[str, Any]]:
+        """The segmenter's raw masks as RLE, from the store or the model (then stored)."""
         seg_key = self.segmenter.cache_key()
         rles = self.store.get_masks(item.content_hash, seg_key)
         if rles is None:
+            self.load()
             masks = self.segmenter.segment(np.asarray(item.image))
             self.stats["segmenter_calls"] += 1
             rles = [encode_rle(np.asarray(m, dtype=bool)) for m in masks]
             self.store.put_masks(item.content_hash, seg_key, rles)
-        regions = build_regions(
-            [decode_rle(r) for r in rles], item.size, regions_spec.min_area, regions_spec.complement
-        )
+        return rles
+
+    def _regions(self, item: LoadedImage) -> list[Region]:
+        spec = self.recipe.regions
+        if not self.segments:
+            return [Region("global", (0, 0, *item.size), 1.0)] if self.score_whole else []
+        masks = [decode_rle(r) for r in self.segment(item)]
+        regions = build_regions(masks, item.size, spec.min_area, spec.complement)
         return regions if self.score_whole else [r for r in regions if r.kind != "global"]
 
     def _view_key(self, w: _Work, region: Region, scorer: Scorer, std: Standard) -> ViewKey:
@@ -290,7 +308,7 @@ class Pipeline:
             final = self.ensemble.combine(np.array(list(per_scorer.values())), ranges)
         except ValueError as exc:
             return ImageResult(path, content_hash=digest, size=w.loaded.size, error=_describe("aggregation", exc))
-        self.store.put_result(self.key, digest, final, per_scorer, [_region_json(r) for r in rows], w.loaded.size)
+        self.store.put_result(self.key, digest, final, per_scorer, [region_dict(r) for r in rows], w.loaded.size)
         return ImageResult(path, final, per_scorer, rows, digest, w.loaded.size)
 
 
@@ -305,20 +323,9 @@ def _describe(stage: str, exc: Exception) -> str:
     return f"{stage} failed: {type(exc).__name__}: {exc}"
 
 
-def _region_json(row: RegionScore) -> dict[str, Any]:
-    r = row.region
-    return {"kind": r.kind, "bbox": list(r.bbox), "area": r.area, "rle": r.rle, "scores": row.scores}
+def _from_store(path: str, digest: str, cached: dict[str, Any]) -> ImageResult:
+    return ImageResult.from_dict({**cached, "path": path, "content_hash": digest})
 
 
-def _from_store(path: str, digest: str, cached: dict[str, Any], labels: list[str]) -> ImageResult:
-    rows = [
-        RegionScore(i, Region(d["kind"], tuple(d["bbox"]), d["area"], d["rle"]), d["scores"])
-        for i, d in enumerate(cached["regions"])
-    ]
-    return ImageResult(path, cached["score"], cached["scorer_scores"], rows, digest, tuple(cached["size"]))
-
-
-def load_recipe(source: str | Path | Mapping[str, Any], store: Store | None = None) -> Pipeline:
-    """A recipe file or dict -> a :class:`Pipeline` (validated; weights load on first use)."""
-    return Pipeline(resolve(source), store)
+load_recipe = Pipeline.from_recipe
 

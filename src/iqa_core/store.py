@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (recipe, image));
 """
 
+TABLES = ("masks", "view_scores", "results")
 ViewKey = tuple[str, str, str, str]  # image, view, scorer, standard
 
 
@@ -125,7 +126,23 @@ class Store:
                 (recipe, image, score, json.dumps(scorer_scores), json.dumps(regions), *size, time.time()),
             )
 
+    def export_rows(self, images: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row about ``images`` (content hashes), to merge into another store."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        marks = ",".join("?" * len(images))
+        for table in TABLES:
+            out[table] = [tuple(r) for r in self.db.execute(f"SELECT * FROM {table} WHERE image IN ({marks})", list(images))]
+        return out
+
+    def import_rows(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        with self.db:
+            for table in TABLES:
+                data = rows.get(table, [])
+                if data:
+                    marks = ",".join("?" * len(data[0]))
+                    self.db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", data)
+
     def count(self, table: str) -> int:
-        if table not in {"masks", "view_scores", "results"}:
+        if table not in TABLES:
             raise ValueError(table)
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

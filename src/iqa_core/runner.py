@@ -1,0 +1,81 @@
+"""Executors: one process (``local``), one worker process per device, or Ray (``ray``).
+
+All three give the same results in input order and the same store rows: device
+workers share the store file (SQLite WAL); Ray workers send their rows back to
+the driver, which writes them, since cluster nodes share no disk.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .api import ImageResult
+from .engine import Pipeline
+from .errors import IQAError
+from .images import expand_inputs
+
+
+def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
+    """Score ``inputs`` with the recipe's executor; results in input order, errors as rows."""
+    runtime = pipeline.recipe.runtime
+    paths = expand_inputs(inputs)
+    if runtime.executor == "ray":
+        from .ray_executor import run_on_ray
+
+        by_path = run_on_ray(pipeline, paths, progress)
+        return [by_path[p] for p in paths]
+    devices = runtime.devices or []
+    if len(devices) > 1:
+        by_path = _run_per_device(pipeline, paths, devices)
+        return [by_path[p] for p in paths]
+    if devices:
+        pipeline = Pipeline.from_recipe(worker_recipe(pipeline, devices[0]), pipeline.store)
+    return pipeline.score_many(paths, progress=progress)
+
+
+def worker_recipe(pipeline: Pipeline, device: str | None) -> dict[str, Any]:
+    """The recipe as a plain dict for a worker, its models placed on ``device``."""
+    data = pipeline.recipe.model_dump(mode="json")
+    data["runtime"].update(executor="local", devices=None)
+    if device is not None:
+        specs = [data["segmenter"], *data["scorers"]]
+        comps = [pipeline.segmenter, *(scorer for _, scorer, _ in pipeline.scorers)]
+        for spec, comp in zip(specs, comps):
+            if "device" in type(comp.params).model_fields:
+                spec["params"]["device"] = device
+    return data
+
+
+def _run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[str]) -> dict[str, ImageResult]:
+    """One process per device, each scoring an interleaved share into the shared store file."""
+    store_path = pipeline.recipe.runtime.store
+    if store_path is None:
+        raise IQAError("runtime.devices lists several devices: that needs a store file (runtime.store)")
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with ProcessPoolExecutor(len(devices), mp_context=context) as pool:
+        jobs = [
+            pool.submit(_device_worker, worker_recipe(pipeline, dev), store_path, list(paths[i :: len(devices)]))
+            for i, dev in enumerate(devices)
+        ]
+        by_path = {}
+        for job in jobs:
+            rows, stats = job.result()
+            pipeline.stats.update(stats)
+            by_path.update((r["path"], ImageResult.from_dict(r)) for r in rows)
+        return by_path
+
+
+def _device_worker(
+    recipe: dict[str, Any], store_path: str, paths: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    from .store import Store
+
+    if not paths:
+        return [], {}
+    pipeline = Pipeline.from_recipe(recipe, Store(store_path))
+    rows = [r.to_dict() for r in pipeline.score_many(paths)]
+    return rows, dict(pipeline.stats)
