@@ -1,0 +1,97 @@
+"""Figures and the results report are written, non-empty, and readable."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from iqa_core.api import ImageResult, Region, RegionScore
+from iqa_core.figures import regions_figure, regions_histogram, scatter_with_marginals
+from iqa_core.metrics import MetricError
+from iqa_core.report import render_text, write_markdown_report
+
+
+def _check(paths, stem):
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert all(p.stem == stem and p.stat().st_size > 0 for p in paths)
+    with Image.open(paths[0]) as img:
+        img.verify()
+    assert paths[1].read_text().lstrip().startswith("<?xml")
+
+
+def _rle(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": rle["size"], "counts": rle["counts"].decode()}
+
+
+def test_scatter_with_marginals(tmp_path):
+    rng = np.random.default_rng(0)
+    mos = rng.uniform(0, 100, 200)
+    pred = 1 + 6 * mos / 100 + rng.normal(scale=0.5, size=200)
+    pred[3] = np.nan  # an unscored image is left out, not a crash
+    _check(
+        scatter_with_marginals(pred, mos, tmp_path / "fig" / "scatter.png", title="SPAQ"), "scatter"
+    )
+
+
+def test_regions_figure(tmp_path):
+    image = Image.new("RGB", (160, 120), (90, 140, 200))
+    image.save(tmp_path / "img.jpg")
+    # masks at a 4x smaller working resolution, as a segmenter would return them
+    small = np.zeros((30, 40), bool)
+    small[5:20, 4:20] = True
+    result = ImageResult(
+        path="img.jpg",
+        score=5.31,
+        regions=[
+            RegionScore(0, Region("global", (0, 0, 160, 120), 1.0), {"a": 6.0, "b": 5.0}),
+            RegionScore(1, Region("object", (16, 20, 80, 80), 0.2, _rle(small)), {"a": 4.0}),
+            RegionScore(
+                2, Region("complement", (0, 0, 160, 120), 0.8, _rle(~small)), {"a": 5.0, "b": 6.0}
+            ),
+        ],
+    )
+    _check(regions_figure(tmp_path / "img.jpg", result, tmp_path / "regions.svg"), "regions")
+    svg = (tmp_path / "regions.svg").read_text()
+    for label in ("5.31", "2 regions", "4.00", "5.50", "20%", "80%"):
+        assert label in svg
+    # a PIL image and an unscored image work too
+    _check(regions_figure(image, ImageResult(path="x", error="bad"), tmp_path / "empty"), "empty")
+
+
+def test_regions_histogram(tmp_path):
+    _check(regions_histogram([7, 8, 6, 7, 9, 3, 7], tmp_path / "hist"), "hist")
+
+
+ROWS = [
+    {"recipe": "llm_iqa", "dataset": "koniq10k", "n": 10, "srcc": 0.8642, "plcc": 0.875},
+    {"recipe": "llm_iqa", "dataset": "spaq", "n": 10, "srcc": np.float64(0.907), "plcc": np.nan},
+    {"recipe": "whole", "dataset": "spaq", "n": np.int64(10), "srcc": 0.891, "plcc": 0.883},
+]
+
+
+def test_report(tmp_path):
+    figs = scatter_with_marginals([1, 2, 3, 5], [1, 3, 2, 4], tmp_path / "out" / "figs" / "s")
+    written = write_markdown_report(tmp_path / "out", ROWS, figures=figs)
+    assert [p.name for p in written] == ["results.json", "results.md"]
+    data = json.loads(written[0].read_text())
+    assert data["rows"][1]["plcc"] is None and data["rows"][2]["n"] == 10
+    assert data["figures"] == ["figs/s.png", "figs/s.svg"]
+    md = written[1].read_text()
+    assert "| recipe | koniq10k SRCC | koniq10k PLCC | spaq SRCC | spaq PLCC |" in md
+    assert "| llm_iqa | 0.864 | 0.875 | 0.907 | – |" in md
+    assert "| whole | – | – | 0.891 | 0.883 |" in md
+    assert "![s](figs/s.png)" in md
+
+
+def test_render_text_aligns_columns():
+    lines = render_text(ROWS).splitlines()
+    assert len(lines) == 3 and len({len(line) for line in lines}) == 1
+    assert lines[1].split() == ["llm_iqa", "0.864", "0.875", "0.907", "–"]
+
+
+def test_scatter_rejects_constant_scores(tmp_path):
+    with pytest.raises(MetricError, match="predicted scores are equal"):
+        scatter_with_marginals([1.0, 1.0, 1.0], [1, 2, 3], tmp_path / "s")
