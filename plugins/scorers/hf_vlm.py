@@ -1,0 +1,48 @@
+"""Any transformers image-text-to-text model with a chat template, as a level scorer.
+
+Qwen2-VL / Qwen2.5-VL, LLaVA, Idefics3, Gemma 3 and the like load through
+``AutoModelForImageTextToText`` + ``AutoProcessor``; the prompt is built with the model's own
+chat template, so each family sees the format it was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, SystemRole, template_accepts_system
+
+from iqa_core.api import Standard
+from iqa_core.errors import IQAError
+
+
+class HFVLMScorer(MLLMScorer):
+    """Any transformers image-text-to-text chat model: level-token probabilities in one pass.
+
+    ``system_role``: ``system`` sends the standard's system text as a system turn; ``prepend``
+    puts it at the start of the user turn; ``auto`` (default) uses a system turn when the chat
+    template renders one and prepends otherwise (templates that raise on, or silently drop, a
+    system turn, as some LLaVA / Gemma / Mistral templates do).
+    """
+
+    class Params(MLLMParams):
+        system_role: Literal["auto", "system", "prepend"] = "auto"
+
+    def _load(self, source: str) -> tuple[Any, Any]:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(source, **self.hub_kwargs())
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, **self.hub_kwargs(), **self.model_kwargs()
+        )
+        return model, processor
+
+    def system_role(self, standard: Standard) -> SystemRole:
+        role = self.params.system_role
+        if role == "auto":
+            return super().system_role(standard)
+        if role == "system" and not template_accepts_system(self.processor, standard.system):
+            raise IQAError(
+                f"the chat template of {self.params.model!r} does not render a system turn; "
+                "set system_role to 'prepend' (or 'auto') for this model"
+            )
+        return role

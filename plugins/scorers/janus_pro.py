@@ -1,0 +1,48 @@
+"""Janus-Pro (DeepSeek) through transformers' native Janus classes, in text mode.
+
+The prompt follows the original Janus conversation format, system text first:
+``{system}\n\n<|User|>: <image_placeholder>\n{user}\n\n<|Assistant|>:``. The converted Hub
+checkpoints set ``use_default_system_prompt``, which would put Janus' generic assistant
+prompt before ours; the scorer turns it off and writes the standard's system text in its place.
+Janus can also generate images; ``generation_mode="text"`` makes the processor prepare an
+understanding prompt (no image-start token appended), and the forward pass reads the text head.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, conversation
+
+from iqa_core.api import Standard
+
+
+class JanusProScorer(MLLMScorer):
+    """Janus-Pro (transformers' JanusForConditionalGeneration): level-token probabilities."""
+
+    class Params(MLLMParams):
+        model: str = "deepseek-community/Janus-Pro-7B"
+
+    def _load(self, source: str) -> tuple[Any, Any]:
+        from transformers import JanusForConditionalGeneration, JanusProcessor
+
+        processor = JanusProcessor.from_pretrained(source, **self.hub_kwargs())
+        processor.use_default_system_prompt = False
+        model = JanusForConditionalGeneration.from_pretrained(
+            source, **self.hub_kwargs(), **self.model_kwargs()
+        )
+        return model, processor
+
+    def prompt(self, standard: Standard) -> str:
+        key = standard.prompt_key()
+        if key not in self._prompts:
+            turn = self.processor.apply_chat_template(
+                conversation("", standard.user, "prepend"),
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            self._prompts[key] = f"{standard.system}\n\n{turn}" if standard.system else turn
+        return self._prompts[key]
+
+    def processor_kwargs(self) -> dict[str, Any]:
+        return {"generation_mode": "text"}

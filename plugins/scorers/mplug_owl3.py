@@ -1,0 +1,106 @@
+"""mPLUG-Owl3 (``mPLUG/mPLUG-Owl3-7B-240728``), which exists only as remote code on the Hub.
+
+Loading it runs Python files downloaded from the model repository, so it is an explicit opt-in:
+``trust_remote_code: true`` in the recipe. The interface used is the one the model card and its
+``modeling_mplugowl3.py`` / ``processing_mplugowl3.py`` define: ``model.init_processor(tokenizer)``
+builds the processor; it takes ONE conversation (``system`` / ``user`` / ``assistant`` messages
+with an ``<|image|>`` placeholder, an empty assistant turn opening the answer) plus its images,
+and returns ``input_ids`` (1, L), ``media_offset`` and ``pixel_values`` (the image cut into
+crops). ``model.forward_image`` embeds the crops; the hyper-attention language model
+``model.language_model.model`` takes ``input_ids``, ``image_embeds`` and ``media_offset``; its
+``lm_head`` is applied to the last position only.
+
+Because the processor handles one conversation at a time and the media offsets of a padded
+batch are not part of its documented interface, views are run one forward pass each.
+
+What has NOT been run here (no hub access, no weights): loading the real model, its processor,
+and the scoring forward pass. The 240728 remote code imports
+``transformers.modeling_attn_mask_utils``, which transformers 5 no longer has, so with the
+installed transformers loading is expected to stop with ModelUnavailable ("a package it needs is
+missing or incompatible"); use an environment with the transformers version the model card
+names. Tested here: the opt-in gate, the messages, the label check, and the missing-path error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer
+
+from iqa_core.api import Standard, View
+from iqa_core.errors import IQAError
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGE_PLACEHOLDER = "<|image|>"
+
+
+def owl3_messages(standard: Standard) -> list[dict[str, str]]:
+    """The conversation the mPLUG-Owl3 processor expects; the empty assistant turn opens the answer.
+
+    Built fresh per call: the processor rewrites message contents in place.
+    """
+    messages = [
+        {"role": "user", "content": f"{IMAGE_PLACEHOLDER}\n{standard.user}"},
+        {"role": "assistant", "content": ""},
+    ]
+    if standard.system:
+        messages.insert(0, {"role": "system", "content": standard.system})
+    return messages
+
+
+class MPlugOwl3Scorer(MLLMScorer):
+    """mPLUG-Owl3 (Hub remote code; needs trust_remote_code: true): level-token probabilities."""
+
+    class Params(MLLMParams):
+        model: str = "mPLUG/mPLUG-Owl3-7B-240728"
+        trust_remote_code: bool = False
+
+    def load(self, standard: Standard) -> None:
+        if not self.params.trust_remote_code:
+            raise IQAError(
+                f"{self.params.model!r} is only available as remote code: loading it runs Python "
+                "files from its Hub repository on this machine. Set `trust_remote_code: true` in "
+                "this scorer's params to opt in."
+            )
+        super().load(standard)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        # The model card supports only sdpa or flash_attention_2, on every device.
+        return {**super().model_kwargs(), "attn_implementation": "sdpa"}
+
+    def _load(self, source: str) -> tuple[Any, Any]:
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=True, **self.hub_kwargs()
+        )
+        model = AutoModel.from_pretrained(
+            source, trust_remote_code=True, **self.hub_kwargs(), **self.model_kwargs()
+        )
+        return model, model.init_processor(tokenizer)
+
+    def prompt(self, standard: Standard) -> str:
+        """The text the processor builds (chatml, media placeholder unexpanded), for inspection."""
+        chunks = self.processor.build_text_qwen(owl3_messages(standard))
+        return "".join(chunk["text"] for chunk in chunks)
+
+    def last_logits(self, views: Sequence[View], standard: Standard) -> torch.Tensor:
+        import torch
+
+        rows = []
+        for view in views:
+            inputs = self.processor(owl3_messages(standard), images=[view.image], videos=None)
+            inputs = inputs.to(self.device)
+            image_embeds = self.model.forward_image(inputs["pixel_values"])
+            hidden = self.model.language_model.model(
+                input_ids=inputs["input_ids"],
+                image_embeds=image_embeds,
+                media_offset=inputs["media_offset"],
+                use_cache=False,
+                return_dict=True,
+            ).last_hidden_state
+            rows.append(self.model.language_model.lm_head(hidden[:, -1, :]))
+        return torch.cat(rows)

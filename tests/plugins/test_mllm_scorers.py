@@ -1,0 +1,252 @@
+"""MLLM scorer plugins on tiny random models of the real architectures (offline, CPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+from iqa_plugins.scorers._mllm import conversation, level_probs, level_token_ids  # noqa: E402
+from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
+from iqa_plugins.scorers.janus_pro import JanusProScorer  # noqa: E402
+from iqa_plugins.scorers.mplug_owl3 import MPlugOwl3Scorer, owl3_messages  # noqa: E402
+from iqa_plugins.standards.levels import CustomStandard, NumberStandard, WordStandard  # noqa: E402
+from iqa_plugins.testing import tiny_vlm  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from iqa_core.api import View  # noqa: E402
+from iqa_core.errors import IQAError, ModelUnavailable  # noqa: E402
+
+ARCHS = {"janus": JanusProScorer, "llava": HFVLMScorer, "qwen2_vl": HFVLMScorer}
+STD = WordStandard({"levels": 7})
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tiny_vlm")
+    return {name: str(getattr(tiny_vlm, f"build_{name}")(root / name)) for name in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def scorers(model_dirs: dict[str, str]) -> dict[str, object]:
+    loaded = {}
+    for name, cls in ARCHS.items():
+        scorer = cls({"model": model_dirs[name], "device": "cpu"})
+        scorer.load(STD)
+        loaded[name] = scorer
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def views() -> list[View]:
+    """Three random views of different shapes (different Qwen2-VL token counts)."""
+    rng = np.random.default_rng(0)
+    shapes = [(30, 40), (70, 28), (50, 50)]
+    return [
+        View(Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)), key=f"v{i}")
+        for i, (h, w) in enumerate(shapes)
+    ]
+
+
+# ------------------------------------------------------------------ scoring
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_probs_are_distributions_over_levels(scorers, views, arch):
+    out = scorers[arch].score(views, STD)
+    assert out.probs.shape == (3, 7)
+    np.testing.assert_allclose(out.probs.sum(axis=1), 1.0, atol=1e-9)
+    assert (out.probs > 0).all()
+    assert out.values == STD.values
+    assert out.top_is_level is not None
+    assert out.top_is_level.dtype == bool and out.top_is_level.shape == (3,)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batch_equals_views_scored_alone(scorers, views, arch):
+    batched = scorers[arch].score(views, STD)
+    alone = [scorers[arch].score([v], STD) for v in views]
+    np.testing.assert_allclose(batched.probs, np.concatenate([a.probs for a in alone]), atol=1e-5)
+    assert batched.top_is_level.tolist() == [bool(a.top_is_level[0]) for a in alone]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_deterministic(scorers, views, arch):
+    np.testing.assert_array_equal(
+        scorers[arch].score(views, STD).probs, scorers[arch].score(views, STD).probs
+    )
+
+
+def test_views_change_scores(scorers, views):
+    out = scorers["qwen2_vl"].score(views, STD)
+    assert not np.allclose(out.probs[0], out.probs[1])
+
+
+def test_batch_is_left_padded(scorers, views):
+    mask = scorers["qwen2_vl"].encode(views, STD)["attention_mask"]
+    assert (mask[:, 0] == 0).any(), "views of different shapes should need padding"
+    assert (mask[:, -1] == 1).all(), (
+        "padding must be on the left so the last position is the answer"
+    )
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+def test_matches_plain_transformers_forward(scorers, views, arch):
+    """Same numbers as the documented transformers path: templated with the image, full logits."""
+    scorer = scorers[arch]
+    role = "system" if arch == "qwen2_vl" else "prepend"
+    turns = conversation(STD.system, STD.user, role)
+    turns[-1]["content"][0]["image"] = views[0].image
+    inputs = scorer.processor.apply_chat_template(
+        turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        logits = scorer.model(**inputs).logits[0, -1]
+    ids = [scorer.tokenizer.convert_tokens_to_ids(label) for label in STD.labels]
+    expected = torch.softmax(logits[ids], dim=-1).numpy()
+    np.testing.assert_allclose(scorer.score(views[:1], STD).probs[0], expected, atol=1e-5)
+
+
+def test_other_standard_after_load(scorers, views):
+    number5 = NumberStandard({"levels": 5})
+    out = scorers["llava"].score(views, number5)
+    assert out.probs.shape == (3, 5) and out.values == (1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+def test_level_probs_order_and_top_token():
+    logits = torch.tensor([[0.0, 5.0, 1.0, 2.0], [9.0, 1.0, 1.0, 3.0]])
+    out = level_probs(logits, [3, 2], (1.0, 2.0))
+    expected = torch.softmax(torch.tensor([[2.0, 1.0], [3.0, 1.0]]), dim=-1).numpy()
+    np.testing.assert_allclose(out.probs, expected, rtol=1e-6)
+    assert out.top_is_level.tolist() == [False, False]
+    assert level_probs(logits, [1, 0], (1.0, 2.0)).top_is_level.tolist() == [True, True]
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def test_qwen2_vl_uses_system_turn(scorers):
+    prompt = scorers["qwen2_vl"].prompt(STD)
+    assert prompt.startswith(f"<|im_start|>system\n{STD.system}<|im_end|>")
+    assert "<|vision_start|><|image_pad|><|vision_end|>" + STD.user in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_llava_template_without_system_gets_it_prepended(scorers):
+    prompt = scorers["llava"].prompt(STD)
+    assert prompt.startswith(f"USER: <image>\n{STD.system}\n\n{STD.user}")
+    assert prompt.endswith("ASSISTANT:")
+
+
+def test_explicit_system_role_on_template_without_one(model_dirs):
+    scorer = HFVLMScorer({"model": model_dirs["llava"], "system_role": "system"})
+    with pytest.raises(IQAError, match="does not render a system turn"):
+        scorer.load(STD)
+
+
+def test_janus_prompt_replaces_default_system_prompt(scorers, views):
+    scorer = scorers["janus"]
+    prompt = scorer.prompt(STD)
+    assert prompt.startswith(f"{STD.system}\n\n<|User|>: <image_placeholder>\n{STD.user}")
+    assert prompt.endswith("<|Assistant|>:")
+    tokens = scorer.tokenizer.convert_ids_to_tokens(scorer.encode(views[:1], STD)["input_ids"][0])
+    # one BOS, then the standard's system text (not Janus' "helpful language and vision" prompt)
+    assert tokens[:6] == ["<|begin_of_sentence|>", "you", "are", "a", "helpful", "assistant"]
+    assert tokens.count("<image_placeholder>") == 4 and tokens[-2:] == ["<|Assistant|>", ":"]
+
+
+# ------------------------------------------------------------------ user errors
+
+
+def test_multi_token_label_is_rejected(model_dirs):
+    standard = CustomStandard({"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "10"}]})
+    scorer = HFVLMScorer({"model": model_dirs["qwen2_vl"]})
+    with pytest.raises(IQAError, match=r"'10' is 2 tokens \['1', '0'\]") as err:
+        scorer.load(standard)
+    assert model_dirs["qwen2_vl"] in str(err.value)
+
+
+def test_offline_hub_id_is_model_unavailable(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    for scorer in (HFVLMScorer({"model": "Qwen/Qwen2-VL-2B-Instruct"}), JanusProScorer()):
+        with pytest.raises(ModelUnavailable) as err:
+            scorer.load(STD)
+        assert repr(scorer.params.model) in str(err.value)
+        assert "HF_HUB_OFFLINE" in str(err.value) and "--local-dir" in str(err.value)
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/models/tiny", "./no/such/model"])
+def test_missing_local_path_is_model_unavailable(path):
+    with pytest.raises(ModelUnavailable, match="no such directory"):
+        HFVLMScorer({"model": path}).load(STD)
+
+
+# ------------------------------------------------------------------ mPLUG-Owl3
+
+
+def test_mplug_needs_explicit_remote_code_opt_in():
+    with pytest.raises(IQAError, match="trust_remote_code: true") as err:
+        MPlugOwl3Scorer().load(STD)
+    assert not isinstance(err.value, ModelUnavailable)
+    assert "mPLUG/mPLUG-Owl3-7B-240728" in str(err.value)
+
+
+def test_mplug_missing_path_is_model_unavailable():
+    scorer = MPlugOwl3Scorer({"model": "/nonexistent/mPLUG-Owl3", "trust_remote_code": True})
+    with pytest.raises(ModelUnavailable, match="no such directory"):
+        scorer.load(STD)
+
+
+def test_mplug_messages():
+    messages = owl3_messages(STD)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+    assert messages[0]["content"] == STD.system
+    assert messages[1]["content"] == f"<|image|>\n{STD.user}"
+    assert messages[2]["content"] == ""
+    messages[1]["content"] = "rewritten by the processor"
+    assert owl3_messages(STD)[1]["content"].startswith("<|image|>")
+    no_system = CustomStandard(
+        {"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "2"}], "system": ""}
+    )
+    assert [m["role"] for m in owl3_messages(no_system)] == ["user", "assistant"]
+
+
+def test_label_check_on_qwen_style_tokenizer():
+    tokenizer = tiny_vlm.build_tokenizer(
+        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, {}, tiny_vlm.QWEN2_VL_TEMPLATE
+    )
+    ids = level_token_ids(tokenizer, STD.labels, "qwen-style")
+    assert tokenizer.convert_ids_to_tokens(ids) == list(STD.labels)
+    with pytest.raises(IQAError, match="'Very Bad' is 2 tokens"):
+        level_token_ids(tokenizer, ("Good", "Very Bad"), "qwen-style")
+
+
+# ------------------------------------------------------------------ packaging
+
+
+def test_entry_points_name_these_classes():
+    scorers = {ep.name: ep for ep in entry_points(group="iqa.scorers")}
+    assert scorers["hf_vlm"].load() is HFVLMScorer
+    assert scorers["janus_pro"].load() is JanusProScorer
+    assert scorers["mplug_owl3"].load() is MPlugOwl3Scorer
+
+
+def test_plugin_modules_do_not_import_torch():
+    code = (
+        "import sys, iqa_plugins.scorers.hf_vlm, iqa_plugins.scorers.janus_pro, "
+        "iqa_plugins.scorers.mplug_owl3, iqa_plugins.testing.tiny_vlm; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
