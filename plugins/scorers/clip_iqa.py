@@ -1,0 +1,213 @@
+"""CLIP-IQA (Wang et al., 2023): zero-shot quality from a CLIP ResNet and antonym prompts.
+
+Each view is scored at its own resolution: the RN50 attention pool is evaluated
+without its positional embedding (CLIP-IQA's change), so no resize to 224 is needed.
+Views of different sizes are never padded; views of equal size share one forward.
+
+Modes:
+
+* ``antonym`` (CLIP-IQA): softmax over ("Bad photo.", "Good photo.") similarities.
+  The result has K=2 columns with values (0.0, 1.0), so its expected value is
+  P(good); the standard's levels are ignored.
+* ``standard``: one prompt per level of the standard (``template`` filled with the
+  level's description), softmax over K; values are the standard's.
+
+Logits use the model's learned temperature (``logit_scale.exp()``, 100 for OpenAI CLIP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from iqa_core.api import LevelProbs, Params, Scorer, Standard, View
+from iqa_core.errors import IQAError, ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+MIN_SIDE = 32  # RN50's total stride: smaller views are upscaled to one feature cell
+
+
+class CLIPIQAScorer(Scorer):
+    """CLIP-IQA: open_clip RN50, 'Good photo.' vs 'Bad photo.' at native resolution."""
+
+    class Params(Params):
+        model: str = "RN50"
+        pretrained: str = "openai"
+        quick_gelu: bool | None = None
+        mode: Literal["antonym", "standard"] = "antonym"
+        antonyms: tuple[str, str] = ("Bad photo.", "Good photo.")
+        template: str = "A photo of {description} quality."
+        max_side: int | None = Field(default=None, ge=MIN_SIDE)
+        batch_size: int = Field(default=32, ge=1)
+        device: str = "auto"
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    def __init__(self, params: Params | dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device: Any = None
+        self._dtype: Any = None
+        self._mean: Any = None
+        self._std: Any = None
+        self._text: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @property
+    def model_label(self) -> str:
+        """The model as error messages name it: architecture and weights."""
+        p = self.params
+        return p.model if p.model.startswith(("local-dir:", "hf-hub:")) else f"{p.model} ({p.pretrained})"
+
+    def load(self, standard: Standard) -> None:
+        import open_clip
+        import torch
+
+        from iqa_plugins._torch import resolve_device, resolve_dtype
+
+        p = self.params
+        self._device = resolve_device(p.device)
+        self._dtype = resolve_dtype(p.dtype, self._device)
+        model = self._create(open_clip).to(self._device).eval()
+        if not hasattr(model.visual, "attnpool"):
+            raise IQAError(
+                f"clip_iqa needs a CLIP ResNet image tower (RN50, RN101, ...); {p.model!r} has "
+                f"{type(model.visual).__name__}"
+            )
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        self._mean = torch.tensor(cfg["mean"], device=self._device).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg["std"], device=self._device).view(1, 3, 1, 1)
+        self._model = model
+        self._tokenizer = open_clip.get_tokenizer(p.model)
+        self._text_features(self._prompts(standard))
+
+    def score(self, views: Sequence[View], standard: Standard) -> LevelProbs:
+        import torch
+
+        if self._model is None:
+            self.load(standard)
+        prompts = self._prompts(standard)
+        text = self._text_features(prompts)
+        groups: dict[tuple[int, int], list[int]] = {}
+        images = [self._prepare(v.image) for v in views]
+        for i, image in enumerate(images):
+            groups.setdefault(image.size, []).append(i)
+        probs = np.zeros((len(views), len(prompts)))
+        with torch.no_grad():
+            scale = self._model.logit_scale.exp().float()
+            for idx in groups.values():
+                pixels = torch.stack([self._to_tensor(images[i]) for i in idx])
+                feats = self._encode_images(pixels).float()
+                feats = feats / feats.norm(dim=-1, keepdim=True)
+                probs[idx] = (scale * feats @ text.T).softmax(dim=-1).cpu().numpy()
+        values = (0.0, 1.0) if self.params.mode == "antonym" else standard.values
+        return LevelProbs(probs, tuple(values))
+
+    def _create(self, open_clip: Any) -> torch.nn.Module:
+        """Build the model with its weights, turning every loading failure into ModelUnavailable."""
+        p = self.params
+        has_schema = p.model.startswith(("local-dir:", "hf-hub:"))
+        quick_gelu = p.quick_gelu
+        if quick_gelu is None and not has_schema:
+            quick_gelu = bool(open_clip.get_pretrained_cfg(p.model, p.pretrained).get("quick_gelu"))
+        try:
+            return open_clip.create_model(
+                p.model,
+                pretrained=None if has_schema else p.pretrained,
+                force_quick_gelu=bool(quick_gelu),
+                require_pretrained=True,
+            )
+        except Exception as e:  # offline, missing file, unknown name: not loadable here
+            hint = (
+                "Offline? Download the weights where you have internet and set the recipe's "
+                "`pretrained:` to the local .pt/.bin/.safetensors file (keeping `model:` the "
+                "architecture, e.g. RN50), or set `model: local-dir:DIR` for a folder with "
+                "open_clip_config.json and the weights."
+            )
+            raise ModelUnavailable(
+                self.model_label, f"{type(e).__name__}: {e}".rstrip(". "), hint
+            ) from e
+
+    def _prompts(self, standard: Standard) -> tuple[str, ...]:
+        if self.params.mode == "antonym":
+            return self.params.antonyms
+        return tuple(self.params.template.format(description=d) for d in standard.descriptions)
+
+    def _text_features(self, prompts: tuple[str, ...]) -> torch.Tensor:
+        """Unit-norm text embeddings, computed once per prompt set."""
+        import torch
+
+        if prompts not in self._text:
+            tokens = self._tokenizer(list(prompts)).to(self._device)
+            with torch.no_grad(), self._autocast():
+                feats = self._model.encode_text(tokens).float()
+            self._text[prompts] = feats / feats.norm(dim=-1, keepdim=True)
+        return self._text[prompts]
+
+    def _prepare(self, image: Any) -> Any:
+        """RGB at native size, bounded by ``max_side`` and lifted to the network's minimum."""
+        from PIL import Image
+
+        image = image.convert("RGB")
+        w, h = image.size
+        scale = 1.0
+        if self.params.max_side is not None and max(w, h) > self.params.max_side:
+            scale = self.params.max_side / max(w, h)
+        scale = max(scale, MIN_SIDE / min(w, h))
+        if scale != 1.0:
+            image = image.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))),
+                                 Image.BICUBIC)
+        return image
+
+    def _to_tensor(self, image: Any) -> torch.Tensor:
+        import torch
+
+        pixels = torch.from_numpy(np.array(image)).to(self._device)
+        pixels = pixels.permute(2, 0, 1).float() / 255.0
+        return ((pixels - self._mean[0]) / self._std[0])
+
+    def _encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The ResNet trunk, then attention pooling without the positional embedding."""
+        visual = self._model.visual
+        with self._autocast():
+            x = visual.stem(pixels)
+            for layer in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+                x = layer(x)
+            return _attention_pool(visual.attnpool, x)
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self._dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self._device.type, dtype=self._dtype)
+
+
+def _attention_pool(pool: Any, x: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``AttentionPool2d`` minus the positional embedding: the mean token
+    attends over itself and every spatial token, so any feature-map size works."""
+    import torch
+    import torch.nn.functional as F
+
+    tokens = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
+    tokens = torch.cat([tokens.mean(dim=0, keepdim=True), tokens], dim=0)
+    pooled, _ = F.multi_head_attention_forward(
+        query=tokens[:1], key=tokens, value=tokens,
+        embed_dim_to_check=tokens.shape[-1],
+        num_heads=pool.num_heads,
+        in_proj_weight=None,
+        in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
+        use_separate_proj_weight=True,
+        q_proj_weight=pool.q_proj.weight,
+        k_proj_weight=pool.k_proj.weight,
+        v_proj_weight=pool.v_proj.weight,
+        need_weights=False,
+    )
+    return pooled[0]

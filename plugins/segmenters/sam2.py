@@ -1,0 +1,271 @@
+"""SAM2 automatic mask generation (LLM-IQA supplementary §B, Table 2).
+
+Weights come from the Hugging Face Hub by id (``facebook/sam2.1-hiera-large`` …,
+resolved with the ``sam2`` package's own id -> (config, checkpoint) table) or from a
+local ``config`` + ``checkpoint``. ``import sam2`` initialises Hydra's global state,
+so every sam2/torch import happens inside :meth:`SAM2Segmenter.load`.
+
+Notes on Table 2 as the installed ``sam2`` (1.1.0) interprets it:
+
+* ``min_mask_region_area`` fills holes and removes islands of at most that many
+  pixels in SAM2's *low-resolution* mask logits (``image_size / 4`` per side, 256 for
+  every released model), before they are upsampled. It is therefore independent of
+  the input and of ``max_side``; no opencv is involved. The package does this with a
+  CUDA extension (``sam2._C``); where that is not built (``SAM2_BUILD_CUDA=0``,
+  CPU-only installs) the package would warn and skip it, so this plugin runs the same
+  8-connected component filter with scipy instead.
+* ``crop_n_points_downscale_factor=1.2`` is accepted as printed: the package only
+  uses it as ``points_per_side / factor**layer``, and with ``crop_n_layers=0`` it has
+  no effect.
+* ``output_mode='coco_rle'`` is an encoding choice: :meth:`segment` returns boolean
+  arrays and the core stores regions as COCO RLE.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from iqa_core.api import Params, Segmenter
+from iqa_core.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODEL = "facebook/sam2.1-hiera-large"
+
+LOCAL_HINT = (
+    "Offline? Download the checkpoint and its config where you have internet, then set "
+    "the recipe's `checkpoint:` to the .pt file and `config:` to the package config name "
+    "(e.g. configs/sam2.1/sam2.1_hiera_l.yaml) or a local .yaml path."
+)
+
+
+class SAM2Segmenter(Segmenter):
+    """SAM2 automatic mask generator with the paper's parameters (Hub id or local checkpoint)."""
+
+    class Params(Params):
+        model: str = DEFAULT_MODEL
+        config: str | None = None
+        checkpoint: str | None = None
+        overrides: list[str] = Field(default_factory=list)
+        device: str = "auto"
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+        max_side: int | None = Field(default=1024, ge=1)
+        # SAM2AutomaticMaskGenerator arguments; defaults are supplementary Table 2,
+        # the rest are the package's own defaults.
+        points_per_side: int | None = Field(default=8, ge=1)
+        point_grids: list[list[tuple[float, float]]] | None = None
+        points_per_batch: int = Field(default=128, ge=1)
+        pred_iou_thresh: float = 0.9
+        stability_score_thresh: float = 0.8
+        stability_score_offset: float = 0.7
+        mask_threshold: float = 0.0
+        box_nms_thresh: float = 0.9
+        crop_n_layers: int = Field(default=0, ge=0)
+        crop_nms_thresh: float = 0.7
+        crop_overlap_ratio: float = 512 / 1500
+        crop_n_points_downscale_factor: float = Field(default=1.2, gt=0)
+        min_mask_region_area: int = Field(default=1000, ge=0)
+        use_m2m: bool = False
+        multimask_output: bool = True
+
+        @model_validator(mode="after")
+        def _check(self) -> SAM2Segmenter.Params:
+            if (self.points_per_side is None) == (self.point_grids is None):
+                raise ValueError("set exactly one of points_per_side and point_grids")
+            if self.point_grids is not None and len(self.point_grids) != self.crop_n_layers + 1:
+                raise ValueError("point_grids needs one grid per crop layer (crop_n_layers + 1)")
+            if self.checkpoint is not None and self.config is None:
+                raise ValueError("a local checkpoint needs its config (package name or .yaml path)")
+            if self.config is not None and self.checkpoint is None:
+                raise ValueError("config is only used with a local checkpoint; set checkpoint too")
+            return self
+
+    uncached_params = frozenset({"device", "points_per_batch"})
+
+    def __init__(self, params: Params | dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._generator: Any = None
+        self._autocast: Any = None
+
+    @property
+    def model_label(self) -> str:
+        """What error messages call the model: the checkpoint path or the Hub id."""
+        return self.params.checkpoint or self.params.model
+
+    def load(self) -> None:
+        import torch
+        from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+        from iqa_plugins._torch import resolve_device, resolve_dtype
+
+        p = self.params
+        device = resolve_device(p.device)
+        dtype = resolve_dtype(p.dtype, device)
+        config, checkpoint = self._resolve_files()
+        model = _build(config, checkpoint, p.overrides, self.model_label).to(device)
+
+        kwargs = p.model_dump(exclude={"model", "config", "checkpoint", "overrides", "device",
+                                       "dtype", "max_side", "point_grids"})
+        grids = None if p.point_grids is None else [np.asarray(g) for g in p.point_grids]
+        generator = SAM2AutomaticMaskGenerator(model, point_grids=grids, output_mode="binary_mask",
+                                               **kwargs)
+        _fit_predictor(generator.predictor, model.image_size, p.min_mask_region_area)
+        self._generator = generator
+        self._autocast = (
+            nullcontext if dtype == torch.float32
+            else lambda: torch.autocast(device.type, dtype=dtype)
+        )
+
+    def segment(self, image: np.ndarray) -> list[np.ndarray]:
+        if self._generator is None:
+            self.load()
+        work = _downscale(np.ascontiguousarray(image), self.params.max_side)
+        with self._autocast():
+            records = self._generator.generate(work)
+        return [np.asarray(r["segmentation"], dtype=bool) for r in records]
+
+    def _resolve_files(self) -> tuple[str, str]:
+        """(config, checkpoint path): the recipe's local pair, or the Hub id's via the package table."""
+        p = self.params
+        if p.checkpoint is not None:
+            assert p.config is not None
+            if not Path(p.checkpoint).is_file():
+                raise ModelUnavailable(p.checkpoint, "checkpoint file not found", LOCAL_HINT)
+            return p.config, p.checkpoint
+        from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+        if p.model not in HF_MODEL_ID_TO_FILENAMES:
+            known = ", ".join(sorted(HF_MODEL_ID_TO_FILENAMES))
+            raise ModelUnavailable(p.model, f"not a SAM2 Hub id the sam2 package knows ({known})",
+                                   LOCAL_HINT)
+        config, filename = HF_MODEL_ID_TO_FILENAMES[p.model]
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return config, hf_hub_download(repo_id=p.model, filename=filename)
+        except Exception as e:  # offline, missing file, auth: all mean "not loadable here"
+            hint = (
+                f"Offline? Download {filename} from {p.model} where you have internet, then set "
+                f"the recipe's `checkpoint:` to that file and `config: {config}`."
+            )
+            raise ModelUnavailable(p.model, _reason(e), hint) from e
+
+
+def _reason(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}".rstrip(". ")
+
+
+def _build(config: str, checkpoint: str, overrides: list[str], label: str) -> torch.nn.Module:
+    """Instantiate the architecture from its Hydra config and load the checkpoint strictly.
+
+    ``config`` is a name in the sam2 package's config tree or a path to a .yaml file.
+    Loading the state dict here (not in ``build_sam2``) turns key mismatches into a
+    readable error instead of the package's bare ``RuntimeError()``.
+    """
+    import torch
+    from hydra.errors import HydraException
+    from sam2.build_sam import build_sam2
+
+    path = Path(config)
+    try:
+        if path.suffix in {".yaml", ".yml"} and path.is_file():
+            with _config_dir(path.resolve().parent):
+                model = build_sam2(path.name, None, device="cpu", hydra_overrides_extra=overrides)
+        else:
+            model = build_sam2(config, None, device="cpu", hydra_overrides_extra=overrides)
+    except HydraException as e:
+        raise ModelUnavailable(label, f"config {config!r} could not be composed: {e}",
+                               LOCAL_HINT) from e
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("model", state), strict=True)
+    except (RuntimeError, OSError, AttributeError) as e:
+        raise ModelUnavailable(
+            label, f"checkpoint {checkpoint!r} does not match config {config!r}: {e}", LOCAL_HINT
+        ) from e
+    return model
+
+
+@contextmanager
+def _config_dir(directory: Path) -> Iterator[None]:
+    """Compose from ``directory`` instead of the sam2 package, restoring Hydra's global
+    state (which ``import sam2`` set up) afterwards."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(directory), version_base="1.2"):
+            yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def _fit_predictor(predictor: Any, image_size: int, min_area: int) -> None:
+    """Adapt the package's image predictor to this model and this install.
+
+    The predictor hard-codes the backbone feature sizes of a 1024-pixel model; they are
+    set from the model's ``image_size`` (unchanged for released models). Without the
+    ``sam2._C`` extension the small-region filter runs on the CPU (see module notes).
+    """
+    predictor._bb_feat_sizes = [(image_size // s, image_size // s) for s in (4, 8, 16)]
+    if min_area <= 0:
+        return
+    try:
+        from sam2 import _C  # noqa: F401
+    except ImportError:
+        transforms = predictor._transforms
+        transforms.postprocess_masks = lambda masks, orig_hw: _postprocess_cpu(
+            masks, orig_hw, transforms.mask_threshold, min_area
+        )
+
+
+def _postprocess_cpu(
+    masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, max_area: int
+) -> torch.Tensor:
+    """Fill background holes and drop foreground islands of <= ``max_area`` low-res pixels,
+    then upsample to ``orig_hw``: the package's post-processing, with scipy's labelling."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = masks.float()
+    fg = (logits > threshold).cpu().numpy()
+    hole = torch.from_numpy(_small_components(~fg, max_area)).to(logits.device)
+    island = torch.from_numpy(_small_components(fg, max_area)).to(logits.device)
+    logits = torch.where(hole, threshold + 10.0, logits)
+    logits = torch.where(island, threshold - 10.0, logits)
+    return F.interpolate(logits, orig_hw, mode="bilinear", align_corners=False)
+
+
+def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
+    """Pixels of 8-connected components of at most ``max_area`` pixels, per (h, w) slice."""
+    from scipy import ndimage
+
+    structure = np.zeros((3,) * binary.ndim, dtype=bool)
+    structure[(1,) * (binary.ndim - 2)] = True  # connect within each 2-D slice only
+    labels, _ = ndimage.label(binary, structure=structure)
+    small = np.bincount(labels.ravel()) <= max_area
+    small[0] = False
+    return small[labels]
+
+
+def _downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Resize so the longer side is at most ``max_side`` (antialiased, aspect kept)."""
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image
+    from PIL import Image
+
+    scale = max_side / max(h, w)
+    size = (max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5)))
+    return np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
