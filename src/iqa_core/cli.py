@@ -128,6 +128,140 @@ def plugins(as_json: bool) -> None:
         click.echo(f"{r['kind']:<10} {r['name']:<{width}}  {r['description']}  [{r['distribution']}]")
 
 
+def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``NAME.KEY=VALUE`` pairs -> {dataset: {key: value}}; values parsed as YAML scalars."""
+    import yaml
+
+    from .datasets import resolve_name
+
+    out: dict[str, dict[str, Any]] = {}
+    for text in pairs:
+        target, sep, value = text.partition("=")
+        name, dot, key = target.partition(".")
+        if not (sep and dot and name and key):
+            raise IQAError(f"--dataset-option {text!r}: expected NAME.KEY=VALUE, e.g. koniq10k.mos_column=MOS_zscore")
+        out.setdefault(resolve_name(name), {})[key] = yaml.safe_load(value)
+    return out
+
+
+@cli.command(name="eval")
+@click.option("-r", "--recipe", "recipes", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Recipe file or folder of recipes; repeat for a sweep.")
+@click.option("-d", "--dataset", "datasets", multiple=True, required=True, metavar="NAME=ROOT",
+              help="koniq10k, spaq, livec, kadid10k, agiqa3k, or csv=FILE; repeatable.")
+@click.option("--dataset-option", "dataset_options", multiple=True, metavar="NAME.KEY=VALUE",
+              help="Adapter option, e.g. csv.mos_column=dmos.")
+@click.option("--limit", type=click.IntRange(min=1), help="A deterministic subset of N images per dataset.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("iqa-eval"), show_default=True,
+              help="Folder for results.json, results.md, predictions and figures.")
+@click.option("--store", type=click.Path(path_type=Path), help="One SQLite store for every recipe.")
+@click.option("--no-store", is_flag=True, help="Keep model outputs in memory only.")
+@click.option("--figures/--no-figures", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=None)
+def eval_cmd(
+    recipes: tuple[Path, ...],
+    datasets: tuple[str, ...],
+    dataset_options: tuple[str, ...],
+    limit: int | None,
+    out_dir: Path,
+    store: Path | None,
+    no_store: bool,
+    figures: bool,
+    progress: bool | None,
+) -> None:
+    """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
+    from .evaluate import DatasetSpec, evaluate, expand_recipes
+    from .report import render_text
+
+    options = _dataset_options(dataset_options)
+    specs = [DatasetSpec.parse(text, options) for text in datasets]
+    target: str | bool | None = None if no_store else (str(store) if store else True)
+    show = sys.stderr.isatty() if progress is None else progress
+    result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+    click.echo(render_text(result.rows))
+    for row in result.rows:
+        if row.get("n_failed"):
+            click.echo(f"{row['recipe']} on {row['dataset']}: {row['n_failed']} images failed "
+                       "(see the predictions CSV)", err=True)
+        if row.get("error"):
+            click.echo(f"{row['recipe']} on {row['dataset']}: {row['error']}", err=True)
+    click.echo(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}", err=True)
+
+
+@cli.command(name="upper-bound")
+@click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME=ROOT", help="A dataset (repeatable).")
+@click.option("--csv", "csv_files", multiple=True, type=click.Path(path_type=Path), help="A CSV of MOS values.")
+@click.option("--mos-column", default="mos", show_default=True, help="MOS column of --csv files.")
+@click.option("--dataset-option", "dataset_options", multiple=True, metavar="NAME.KEY=VALUE")
+@click.option("--levels", default="3,5,7,9", show_default=True, help="Comma-separated K values.")
+@click.option("--rounding", type=click.Choice(["half_even", "half_up"]), default="half_even", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def upper_bound(
+    datasets: tuple[str, ...],
+    csv_files: tuple[Path, ...],
+    mos_column: str,
+    dataset_options: tuple[str, ...],
+    levels: str,
+    rounding: str,
+    as_json: bool,
+) -> None:
+    """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
+    from .datasets import load_dataset
+    from .evaluate import DatasetSpec, upper_bounds
+
+    try:
+        ks = [int(k) for k in levels.split(",") if k.strip()]
+    except ValueError:
+        raise IQAError(f"--levels {levels!r}: expected integers like 3,5,7,9") from None
+    if not datasets and not csv_files:
+        raise IQAError("give at least one --dataset NAME=ROOT or --csv FILE")
+    options = _dataset_options(dataset_options)
+    mos: dict[str, list[float]] = {}
+    for text in datasets:
+        spec = DatasetSpec.parse(text, options)
+        mos[spec.name] = [it.mos for it in spec.load(check_images=False)]
+    for path in csv_files:
+        items = load_dataset("csv", path, check_images=False, mos_column=mos_column, path_column=None)
+        mos[str(path)] = [it.mos for it in items]
+    rows = upper_bounds(mos, ks, rounding)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("dataset".ljust(24) + "n".rjust(7) + "".join(f"K={k}".rjust(8) for k in ks))
+    for row in rows:
+        click.echo(row["dataset"][:24].ljust(24) + str(row["n"]).rjust(7)
+                   + "".join(f"{row[f'K={k}']:.3f}".rjust(8) for k in ks))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-r", "--recipe", "recipe_path", required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("regions.png"), show_default=True,
+              help="Figure path; a PNG and an SVG are written.")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's).")
+@click.option("--from-store", is_flag=True, help="Only draw a stored result; never run a model.")
+def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool) -> None:
+    """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
+    from .engine import Pipeline
+    from .figures import regions_figure
+    from .recipe import resolve
+
+    resolved = resolve(recipe_path)
+    if store is not None:
+        resolved.recipe.runtime.store = str(store)
+    pipeline = Pipeline(resolved)
+    if from_store:
+        result = pipeline.cached_result(str(image))
+        if result is None:
+            raise IQAError(f"{image}: no stored result for recipe {recipe_path} in {pipeline.store.path}")
+    else:
+        result = pipeline.score_many([image])[0]
+    if result.error is not None:
+        raise IQAError(result.error)
+    written = regions_figure(image, result, output)
+    click.echo(f"{image}: score {result.score:.3f}, {result.n_regions} regions; wrote {', '.join(map(str, written))}")
+
+
 def main() -> None:
     from .plugins import manager
 

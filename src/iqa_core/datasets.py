@@ -187,16 +187,17 @@ def agiqa3k(
     return _items(rows, path, "name", mos_column, root / (image_dir or "."))
 
 
-def generic_csv(root: Path, path_column: str = "path", mos_column: str = "mos") -> list[Item]:
+def generic_csv(root: Path, path_column: str | None = "path", mos_column: str = "mos") -> list[Item]:
     """Any CSV of (image path, MOS): ROOT is the CSV file; relative paths are resolved
-    against the CSV's folder."""
+    against the CSV's folder. ``path_column=None`` reads MOS only (for the Table 1 bound)."""
     if root.is_dir():
         raise DatasetError(f"csv: ROOT must be the CSV file itself, got the folder {root}")
-    rows = _read_csv(root, [path_column, mos_column], "csv")
-    return [
-        Item(root.parent / r[path_column], _mos(r[mos_column], root, mos_column, i), r[path_column])
-        for i, r in enumerate(rows, start=2)
-    ]
+    rows = _read_csv(root, [c for c in (path_column, mos_column) if c], "csv")
+    items = []
+    for i, r in enumerate(rows, start=2):
+        name = r[path_column] if path_column else f"row{i:09d}"
+        items.append(Item(root.parent / name, _mos(r[mos_column], root, mos_column, i), name))
+    return items
 
 
 DATASETS: dict[str, Callable[..., list[Item]]] = {
@@ -234,13 +235,18 @@ def resolve_name(name: str) -> str:
 
 
 def load_dataset(
-    name: str, root: str | Path, limit: int | None = None, **options: object
+    name: str,
+    root: str | Path,
+    limit: int | None = None,
+    check_images: bool = True,
+    **options: object,
 ) -> list[Item]:
     """Items of dataset ``name`` unpacked at ``root``, name-sorted, ``limit`` applied.
 
     ``options`` go to the adapter (e.g. ``image_dir``, ``mos_column``; see
     each adapter's signature). Only the selected images are checked on disk,
-    so a partial copy serves a ``limit`` run.
+    so a partial copy serves a ``limit`` run; ``check_images=False`` skips
+    that (the MOS alone serves the Table 1 bound).
     """
     key = resolve_name(name)
     adapter = DATASETS[key]
@@ -257,7 +263,7 @@ def load_dataset(
     if not items:
         raise DatasetError(f"{key}: the annotations under {root} list no images")
     items = subset(items, limit)
-    missing = [it.path for it in items if not it.path.is_file()]
+    missing = [it.path for it in items if check_images and not it.path.is_file()]
     if missing:
         shown = ", ".join(str(p) for p in missing[:3])
         raise DatasetError(

@@ -1,0 +1,173 @@
+"""Evaluation against human scores: recipes x datasets -> metrics, predictions, figures, report.
+
+Several recipes over one dataset is a sweep (the paper's Table 3): they share
+one store, so segmentations and view scores they have in common are computed
+once, and recipes differing only in aggregation make no scorer call after the first.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .api import ImageResult
+from .datasets import Item, load_dataset, resolve_name
+from .engine import Pipeline
+from .errors import IQAError
+from .metrics import MetricError, correlations
+from .recipe import resolve
+from .runner import run_pipeline
+from .store import Store
+
+
+@dataclass
+class DatasetSpec:
+    """``NAME=ROOT`` from the command line, with adapter options."""
+
+    name: str
+    root: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, options: Mapping[str, Mapping[str, Any]] | None = None) -> DatasetSpec:
+        name, sep, root = text.partition("=")
+        if not sep or not name or not root:
+            raise IQAError(f"--dataset {text!r}: expected NAME=ROOT, e.g. koniq10k=/data/koniq")
+        key = resolve_name(name)
+        return cls(key, Path(root), dict((options or {}).get(key, {})))
+
+    def load(self, limit: int | None = None, check_images: bool = True) -> list[Item]:
+        return load_dataset(self.name, self.root, limit, check_images=check_images, **self.options)
+
+
+def recipe_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """Short unique names: the file stem, or parent/stem where stems collide."""
+    stems = [p.stem for p in paths]
+    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}/{p.stem}" for p in paths}
+
+
+def expand_recipes(inputs: Sequence[Path]) -> list[Path]:
+    """Recipe files, and folders of them (recursive, sorted)."""
+    out: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml")))
+        else:
+            out.append(path)
+    if not out:
+        raise IQAError(f"no recipes found in: {', '.join(map(str, inputs))}")
+    return out
+
+
+def metrics_row(recipe: str, dataset: str, items: Sequence[Item], results: Sequence[ImageResult]) -> dict[str, Any]:
+    """One table row: n, n_failed and the correlations of the final (and each scorer's) score."""
+    mos = [it.mos for it in items]
+    row: dict[str, Any] = {"recipe": recipe, "dataset": dataset, "n": len(items)}
+    row["n_failed"] = sum(r.error is not None for r in results)
+    final = [math.nan if r.score is None else r.score for r in results]
+    try:
+        stats = correlations(final, mos)
+    except MetricError as exc:
+        row["error"] = str(exc)
+        return row
+    row.update({k: v for k, v in stats.items() if k != "n"})
+    labels = list(dict.fromkeys(label for r in results for label in r.scorer_scores))
+    if len(labels) > 1:
+        row["per_scorer"] = {}
+        for label in labels:
+            scores = [r.scorer_scores.get(label, math.nan) for r in results]
+            try:
+                s = correlations(scores, mos)
+                row["per_scorer"][label] = {"srcc": s["srcc"], "plcc": s["plcc"]}
+            except MetricError as exc:
+                row["per_scorer"][label] = {"error": str(exc)}
+    return row
+
+
+def write_predictions(path: Path, items: Sequence[Item], results: Sequence[ImageResult]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "mos", "score", "n_regions", "error"])
+        for it, r in zip(items, results):
+            writer.writerow([it.path, it.mos, "" if r.score is None else r.score, r.n_regions, r.error or ""])
+    return path
+
+
+@dataclass
+class Evaluation:
+    """Everything ``iqa eval`` produced: table rows and written files."""
+
+    rows: list[dict[str, Any]]
+    files: list[Path]
+
+
+def evaluate(
+    recipes: Sequence[Path],
+    datasets: Sequence[DatasetSpec],
+    out_dir: Path,
+    limit: int | None = None,
+    store: str | None | bool = True,
+    figures: bool = True,
+    progress: bool = False,
+) -> Evaluation:
+    """Score every dataset with every recipe and compare with the MOS.
+
+    ``store``: True = each recipe's own ``runtime.store`` (shared when equal),
+    a path = one store for all, None/False = in memory (shared within this call).
+    """
+    from . import figures as figs
+    from .report import write_markdown_report
+
+    names = recipe_names(list(recipes))
+    resolved = [(names[p], resolve(p)) for p in recipes]
+    stores: dict[str | None, Store] = {}
+
+    def store_for(path: str | None) -> Store:
+        if path not in stores:
+            stores[path] = Store(path)
+        return stores[path]
+
+    rows: list[dict[str, Any]] = []
+    files: list[Path] = []
+    loaded = [(spec, spec.load(limit)) for spec in datasets]
+    for spec, items in loaded:
+        paths = [str(it.path) for it in items]
+        for name, res in resolved:
+            target = res.recipe.runtime.store if store is True else (None if store in (None, False) else str(store))
+            res.recipe.runtime.store = target
+            pipeline = Pipeline(res, store_for(target))
+            results = run_pipeline(pipeline, paths, progress=progress)
+            row = metrics_row(name, spec.name, items, results)
+            row["scorer_calls"] = pipeline.stats["scorer_calls"]
+            rows.append(row)
+            slug = f"{name.replace('/', '_')}_{spec.name}"
+            files.append(write_predictions(out_dir / "predictions" / f"{slug}.csv", items, results))
+            if figures and "error" not in row:
+                pred = [math.nan if r.score is None else r.score for r in results]
+                files += figs.scatter_with_marginals(
+                    pred, [it.mos for it in items], out_dir / "figures" / f"{slug}_scatter",
+                    title=f"{name} on {spec.name}",
+                )
+                counts = [r.n_regions for r in results if r.error is None]
+                if any(counts):
+                    files += figs.regions_histogram(counts, out_dir / "figures" / f"{slug}_regions")
+    figure_files = [f for f in files if f.suffix == ".png"]
+    files += write_markdown_report(out_dir, rows, figure_files)
+    for s in stores.values():
+        s.close()
+    return Evaluation(rows, files)
+
+
+def upper_bounds(mos_by_dataset: Mapping[str, Sequence[float]], levels: Sequence[int], rounding: str) -> list[dict[str, Any]]:
+    """The paper's Table 1: one row per dataset, one (SRCC+PLCC)/2 bound per K."""
+    from .metrics import discretization_bound
+
+    return [
+        {"dataset": name, "n": len(mos), **{f"K={k}": discretization_bound(mos, k, rounding) for k in levels}}  # type: ignore[arg-type]
+        for name, mos in mos_by_dataset.items()
+    ]
