@@ -93,17 +93,17 @@ def _decode_mask(rle: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=bool)
 
 
-def regions_figure(image: Any, result: ImageResult, out: str | Path) -> list[Path]:
-    """Figure 6: the image with its final score, and beside it each local region outlined.
+def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels: int = 8) -> list[Path]:
+    """Figure 6: the image with its final score, the segmentation, and one panel per region.
 
-    ``image`` is a path or a PIL image. Each region is drawn as a translucent
-    fill plus its bbox, labelled with its score (mean over scorers) at the
-    bbox's upper left and its area fraction at the lower right; the region
-    count is the segmented panel's title.
+    ``image`` is a path or a PIL image. The overview numbers each local region
+    at its mask's centroid (the count in its title); below, each region's
+    bbox crop (pixels outside the mask dimmed) carries its score (mean over
+    scorers) upper left and its area lower right, as in the paper. Regions
+    are shown largest first, at most ``max_panels``.
     """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
     from PIL import Image
 
     if isinstance(image, Image.Image):
@@ -112,30 +112,44 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path) -> list[Pat
         with Image.open(image) as f:
             img = f.convert("RGB")
     w, h = img.size
-    local = [r for r in result.regions if r.region.kind != "global"]
-    fig = Figure(figsize=(10, 5 * h / w + 0.4))
-    left, right = fig.subplots(1, 2)
-    for ax in (left, right):
+    pixels = np.asarray(img)
+    local = sorted((r for r in result.regions if r.region.kind != "global"), key=lambda r: -r.region.area)
+    shown = local[:max_panels]
+    cols = max(len(shown), 2)
+    fig = Figure(figsize=(2.2 * cols, 1.1 * cols * h / w + (2.6 if shown else 0.4)))
+    grid = fig.add_gridspec(2 if shown else 1, cols, height_ratios=(cols / 2, 1) if shown else None)
+    top = grid[0, :].subgridspec(1, 2)
+    overview = [fig.add_subplot(top[0, 0]), fig.add_subplot(top[0, 1])]
+    label = dict(fontsize=8, color="white", bbox=dict(facecolor="black", alpha=0.65, pad=1.5, lw=0))
+    for ax in overview:
         ax.imshow(img)
         ax.set_axis_off()
-    label = dict(fontsize=8, color="white", bbox=dict(facecolor="black", alpha=0.6, pad=1.5, lw=0))
     score = "—" if result.score is None else f"{result.score:.2f}"
-    left.text(4, 4, score, va="top", ha="left", **{**label, "fontsize": 11})
-    # a title, not a corner label: a full-image bbox puts its score label at (0, 0)
-    right.set_title(f"{len(local)} regions", loc="left", fontsize=10)
-
-    overlay = np.zeros((h, w, 4))
+    overview[0].text(0.02, 0.98, score, transform=overview[0].transAxes, va="top", ha="left",
+                     **{**label, "fontsize": 12})
+    overview[1].set_title(f"{len(local)} regions", loc="left", fontsize=10)
     colors = colormaps["tab10"]
+    fill = np.zeros((h, w, 4))
     for i, rs in enumerate(local):
-        color = colors(i % 10)
-        if rs.region.rle is not None:
-            overlay[_decode_mask(rs.region.rle, (w, h))] = (*color[:3], 0.35)
-        x0, y0, x1, y1 = rs.region.bbox
-        right.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.5))
-        s = f"{np.mean(list(rs.scores.values())):.2f}" if rs.scores else "—"
-        right.text(x0 + 2, y0 + 2, s, va="top", ha="left", **label)
-        right.text(x1 - 2, y1 - 2, f"{rs.region.area:.0%}", va="bottom", ha="right", **label)
-    right.imshow(overlay)
+        if rs.region.rle is None:
+            continue
+        mask = _decode_mask(rs.region.rle, (w, h))
+        fill[mask] = (*colors(i % 10)[:3], 0.45)
+        ys, xs = np.nonzero(mask)
+        if xs.size:
+            overview[1].text(xs.mean(), ys.mean(), str(i + 1), ha="center", va="center", **label)
+        if i < len(shown):
+            x0, y0, x1, y1 = rs.region.bbox
+            crop = pixels[y0:y1, x0:x1].astype(np.float64)
+            crop[~mask[y0:y1, x0:x1]] *= 0.3
+            ax = fig.add_subplot(grid[1, i])
+            ax.imshow(crop.astype(np.uint8))
+            ax.set_axis_off()
+            ax.set_title(f"{i + 1}: {rs.region.kind}", fontsize=8)
+            s = f"{np.mean(list(rs.scores.values())):.2f}" if rs.scores else "—"
+            ax.text(0.03, 0.97, s, transform=ax.transAxes, va="top", ha="left", **label)
+            ax.text(0.97, 0.03, f"{rs.region.area:.0%}", transform=ax.transAxes, va="bottom", ha="right", **label)
+    overview[1].imshow(fill)
     return _save(fig, out)
 
 
