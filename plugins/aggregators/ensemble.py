@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from pydantic import field_validator
 
 from iqa_core.api import Params, ScorerAggregator
 
@@ -16,6 +17,13 @@ class EnsembleAggregator(ScorerAggregator):
     class Params(Params):
         scale: Literal["auto", "native", "unit"] = "auto"
         weights: list[float] | None = None
+
+        @field_validator("weights")
+        @classmethod
+        def _usable(cls, weights: list[float] | None) -> list[float] | None:
+            if weights is not None and (min(weights, default=0.0) < 0 or sum(weights) <= 0):
+                raise ValueError("weights must be non-negative with a positive sum")
+            return weights
 
     def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
         """``auto``: the plain mean when all ranges agree (the paper), else ``unit``.

@@ -202,7 +202,7 @@ class Pipeline:
             except IQAError:
                 raise
             except Exception as exc:  # one image's segmentation failure must not stop the run
-                results[index] = ImageResult(path, content_hash=item.content_hash, error=_describe("segmentation", exc))
+                results[index] = ImageResult(path, content_hash=item.content_hash, error=_describe("segmentation", exc, path))
         levels = {label: self._score_views(label, scorer, std, work) for label, scorer, std in self.scorers}
         for w in work:
             results[w.index] = self._finish(w, levels)
@@ -229,15 +229,21 @@ class Pipeline:
 
     def _regions(self, item: LoadedImage) -> list[Region]:
         spec = self.recipe.regions
-        if not self.segments:
-            return [Region("global", (0, 0, *item.size), 1.0)] if self.score_whole else []
+        if not self.segments:  # no local regions: the whole image stands in, as in aggregation
+            return [Region("global", (0, 0, *item.size), 1.0)]
         masks = [decode_rle(r) for r in self.segment(item)]
         regions = build_regions(masks, item.size, spec.min_area, spec.complement)
-        return regions if self.score_whole else [r for r in regions if r.kind != "global"]
+        local = [r for r in regions if r.kind != "global"]
+        return regions if self.score_whole or not local else local
 
     def _view_key(self, w: _Work, region: Region, scorer: Scorer, std: Standard) -> ViewKey:
         mode = self.local_mode if region.kind != "global" else "whole"
-        return (w.loaded.content_hash, region.view_key(mode or "whole"), scorer.cache_key(), std.prompt_key())
+        view = region.view_key(mode or "whole")
+        x0, y0, x1, y1 = region.bbox
+        min_side = self.recipe.regions.min_view_side
+        if view != "whole" and min(x1 - x0, y1 - y0) < min_side:
+            view += f"@{min_side}"  # crop_view upscales it: other pixels than without min_side
+        return (w.loaded.content_hash, view, scorer.cache_key(), std.prompt_key())
 
     def _score_views(self, label: str, scorer: Scorer, std: Standard, work: Sequence[_Work]) -> dict[ViewKey, LevelProbs]:
         """Level probabilities for every view of every image in ``work``, from store or model."""
@@ -249,13 +255,18 @@ class Pipeline:
         pending = [k for k in wanted if k not in found]
         self.stats["views_cached"] += len(found)
         step = max(1, scorer.batch_size)
+        failed: dict[ViewKey, str] = {}
         for start in range(0, len(pending), step):
             keys = pending[start : start + step]
             views = [self._view(*wanted[k], k) for k in keys]
-            for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, wanted):
+            for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, failed):
                 self.store.put_levels(sub_keys, levels)
                 for i, key in enumerate(sub_keys):
                     found[key] = levels.row(i)
+        if failed:  # every image that shares a failed view fails (identical files in one chunk)
+            for w in work:
+                errors = [failed.get(self._view_key(w, r, scorer, std)) for r in w.regions]
+                w.error = w.error or next((e for e in errors if e is not None), None)
         return found
 
     def _view(self, w: _Work, region: Region, key: ViewKey) -> View:
@@ -270,7 +281,7 @@ class Pipeline:
         std: Standard,
         keys: list[ViewKey],
         views: list[View],
-        wanted: Mapping[ViewKey, tuple[_Work, Region]],
+        failed: dict[ViewKey, str],
     ) -> Iterator[tuple[list[ViewKey], LevelProbs]]:
         """One batched call; if it fails, view by view, so one bad view fails only its image."""
         try:
@@ -284,15 +295,15 @@ class Pipeline:
             raise
         except Exception as exc:
             if len(views) == 1:
-                wanted[keys[0]][0].error = _describe(f"scorer {label!r}", exc)
+                failed[keys[0]] = _describe(f"scorer {label!r}", exc)
                 return
         for key, view in zip(keys, views):
-            yield from self._call_scorer(label, scorer, std, [key], [view], wanted)
+            yield from self._call_scorer(label, scorer, std, [key], [view], failed)
 
     def _finish(self, w: _Work, levels: dict[str, dict[ViewKey, LevelProbs]]) -> ImageResult:
         path, digest = w.loaded.path, w.loaded.content_hash
         if w.error is not None:
-            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=w.error)
+            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=f"{path}: {w.error}")
         rows = [RegionScore(i, region) for i, region in enumerate(w.regions)]
         per_scorer: dict[str, float] = {}
         ranges = []
@@ -307,7 +318,7 @@ class Pipeline:
                 ranges.append((min(stacked.values), max(stacked.values)))
             final = self.ensemble.combine(np.array(list(per_scorer.values())), ranges)
         except ValueError as exc:
-            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=_describe("aggregation", exc))
+            return ImageResult(path, content_hash=digest, size=w.loaded.size, error=_describe("aggregation", exc, path))
         self.store.put_result(self.key, digest, final, per_scorer, [region_dict(r) for r in rows], w.loaded.size)
         return ImageResult(path, final, per_scorer, rows, digest, w.loaded.size)
 
@@ -319,8 +330,10 @@ def _check_levels(label: str, levels: LevelProbs, n: int, std: Standard) -> None
         raise ValueError(f"scorer {label!r} returned non-finite level probabilities")
 
 
-def _describe(stage: str, exc: Exception) -> str:
-    return f"{stage} failed: {type(exc).__name__}: {exc}"
+def _describe(stage: str, exc: Exception, path: str | None = None) -> str:
+    """An error row's message; like an ImageError's it names the file, so summaries can list it."""
+    where = f"{path}: " if path else ""
+    return f"{where}{stage} failed: {type(exc).__name__}: {exc}"
 
 
 def _from_store(path: str, digest: str, cached: dict[str, Any]) -> ImageResult:

@@ -33,7 +33,16 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     A path that matches nothing is kept, so it becomes an error row, not a lost input.
     Duplicates are dropped, first occurrence wins.
     """
+    if isinstance(inputs, (str, Path)):  # one path, not an iterable of its characters
+        inputs = [inputs]
     out: dict[str, None] = {}
+    _expand(inputs, out)
+    if not out:
+        raise IQAError(f"no images found in: {', '.join(map(str, inputs)) or '(no inputs)'}")
+    return list(out)
+
+
+def _expand(inputs: Iterable[str | Path], out: dict[str, None]) -> None:
     for item in inputs:
         text = str(item)
         path = Path(text)
@@ -41,18 +50,14 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
             found = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             out.update((str(p), None) for p in sorted(found))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            listed = [str(path.parent / ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")]
-            out.update((p, None) for p in expand_inputs(listed))
+            lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
+            _expand([str(path.parent / ln) for ln in lines if ln and not ln.startswith("#")], out)
         elif path.exists():
-            out[text] = None
+            out[str(path)] = None  # normalised ("./a.jpg" -> "a.jpg"), so duplicates match
         elif glob.has_magic(text):
             out.update((p, None) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file())
         else:
             out[text] = None
-    if not out:
-        raise IQAError(f"no images found in: {', '.join(map(str, inputs)) or '(no inputs)'}")
-    return list(out)
 
 
 @dataclass
@@ -88,7 +93,9 @@ def content_hash(data: bytes) -> str:
 def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns above MAX_IMAGE_PIXELS (half its own error threshold): ``max_pixels``
+            # below is the guard, so the warning must not refuse images under that limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > max_pixels:
                 raise ImageError(
@@ -97,15 +104,17 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
+            return to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{where}: not an image file (or an unsupported format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"{where}: refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{where}: truncated or corrupt image: {exc}") from None
-    return to_rgb(img)
+    except MemoryError:
+        raise ImageError(f"{where}: too large to decode in memory") from None
+    except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, IndexError, ...
+        raise ImageError(f"{where}: truncated or corrupt image: {type(exc).__name__}: {exc}") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

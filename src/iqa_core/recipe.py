@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import registry
 from .api import Aggregator, Component, ViewMode
@@ -76,13 +76,14 @@ class Recipe(_Model):
     ensemble: ComponentSpec = ComponentSpec(name="ensemble")
     runtime: RuntimeSpec = RuntimeSpec()
 
-    @model_validator(mode="after")
-    def _labels_unique(self) -> Recipe:
-        labels = [s.label or s.name for s in self.scorers]
+    @field_validator("scorers")
+    @classmethod
+    def _labels_unique(cls, scorers: list[ScorerSpec]) -> list[ScorerSpec]:
+        labels = [s.label or s.name for s in scorers]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"scorers share the label(s) {dupes}: give each a distinct 'label'")
-        return self
+        return scorers
 
 
 @dataclass

@@ -1,0 +1,29 @@
+"""Shared fixtures: the test components registered in-process, and their recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import RECORDER, BrightnessScorer, QuadrantSegmenter, Recorder
+from iqa_core import registry
+
+
+@pytest.fixture
+def test_plugins() -> Iterator[Recorder]:
+    """Register ``test_brightness`` (scorer) and ``test_quadrants`` (segmenter); yield the recorder."""
+    registry.register("scorers", "test_brightness", BrightnessScorer)
+    registry.register("segmenters", "test_quadrants", QuadrantSegmenter)
+    RECORDER.reset()
+    try:
+        yield RECORDER
+    finally:
+        registry.unregister("scorers", "test_brightness")
+        registry.unregister("segmenters", "test_quadrants")
+        RECORDER.reset()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pycocotools' decode under NumPy 2 warns about __array__(copy=...): not ours to fix
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation:DeprecationWarning")
