@@ -25,6 +25,11 @@ class EnsembleAggregator(ScorerAggregator):
                 raise ValueError("weights must be non-negative with a positive sum")
             return weights
 
+    def check(self, n_scorers: int) -> None:
+        weights = self.params.weights
+        if weights is not None and len(weights) != n_scorers:
+            raise ValueError(f"{len(weights)} weights for {n_scorers} scorers")
+
     def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
         """``auto``: the plain mean when all ranges agree (the paper), else ``unit``.
 

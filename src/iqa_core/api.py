@@ -298,6 +298,9 @@ class ScorerAggregator(Aggregator):
 
     stage = "scorers"
 
+    def check(self, n_scorers: int) -> None:
+        """Raise ValueError if this aggregator cannot combine ``n_scorers`` (checked at validation)."""
+
     @abstractmethod
     def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
         """``ranges[i]`` is scorer i's (min, max) level value, for mixing different K."""

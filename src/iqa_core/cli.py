@@ -58,6 +58,8 @@ def run(
 
     if output is not None:
         check_output_path(output)
+    elif details:
+        raise IQAError("--details needs -o/--output (the regions go to a file beside it, or into the JSONL)")
     resolved = resolve(recipe_path)
     if no_store:
         resolved.recipe.runtime.store = None
@@ -114,7 +116,8 @@ def plugins(as_json: bool) -> None:
     for kind in registry.KINDS:
         for entry in registry.entries(kind):
             try:
-                description = entry.load().describe() if entry.distribution != "<in-process>" else ""
+                in_process = entry.distribution == "<in-process>"
+                description = (registry.get(kind, entry.name) if in_process else entry.load()).describe()
             except IQAError as exc:
                 description = f"(cannot import: {exc})"
             rows.append(

@@ -64,7 +64,7 @@ class Pipeline:
         self.aggregate: RegionAggregator = resolved.aggregate  # type: ignore[assignment]
         self.ensemble: ScorerAggregator = resolved.ensemble  # type: ignore[assignment]
         self._store = store
-        self._loaded = False
+        self._loaded: set[str] = set()  # "segmenter" and scorer labels already loaded
         self.stats: Counter[str] = Counter()
         views = self.recipe.regions.views
         self.local_mode = next((v for v in views if v in ("bbox", "mask")), None)
@@ -95,7 +95,7 @@ class Pipeline:
         """Identity of this recipe's results: everything that changes a final score."""
         parts: dict[str, Any] = {
             "segmenter": self.segmenter.cache_key() if self.segments else None,
-            "regions": self.recipe.regions.model_dump(mode="json"),
+            "regions": {**self.recipe.regions.model_dump(mode="json"), "views": sorted(self.recipe.regions.views)},
             "scorers": [(lab, sc.cache_key(), std.prompt_key()) for lab, sc, std in self.scorers],
             "decode": self.recipe.decode,
             "aggregate": self.aggregate.cache_key(),
@@ -104,14 +104,22 @@ class Pipeline:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def load(self) -> None:
-        """Load every model once (segmenter only if the recipe segments)."""
-        if self._loaded:
-            return
+        """Load every model now (segmenter only if the recipe segments); otherwise on first need."""
         if self.segments:
+            self._load_segmenter()
+        for label, _, _ in self.scorers:
+            self._load_scorer(label)
+
+    def _load_segmenter(self) -> None:
+        if "segmenter" not in self._loaded:
             self.segmenter.load()
-        for _, scorer, standard in self.scorers:
+            self._loaded.add("segmenter")
+
+    def _load_scorer(self, label: str) -> None:
+        if label not in self._loaded:
+            _, scorer, standard = next(s for s in self.scorers if s[0] == label)
             scorer.load(standard)
-        self._loaded = True
+            self._loaded.add(label)
 
     # ---------------------------------------------------------------- public
     def score(self, image: str | Path | Image.Image) -> ImageResult:
@@ -196,7 +204,6 @@ class Pipeline:
                 self.stats["results_cached"] += 1
                 results[index] = _from_store(path, item.content_hash, cached)
                 continue
-            self.load()
             try:
                 work.append(_Work(index, item, self._regions(item)))
             except IQAError:
@@ -220,7 +227,7 @@ class Pipeline:
         seg_key = self.segmenter.cache_key()
         rles = self.store.get_masks(item.content_hash, seg_key)
         if rles is None:
-            self.load()
+            self._load_segmenter()
             masks = self.segmenter.segment(np.asarray(item.image))
             self.stats["segmenter_calls"] += 1
             rles = [encode_rle(np.asarray(m, dtype=bool)) for m in masks]
@@ -254,6 +261,8 @@ class Pipeline:
         found = self.store.get_levels(wanted)
         pending = [k for k in wanted if k not in found]
         self.stats["views_cached"] += len(found)
+        if pending:
+            self._load_scorer(label)
         step = max(1, scorer.batch_size)
         failed: dict[ViewKey, str] = {}
         for start in range(0, len(pending), step):
@@ -326,8 +335,10 @@ class Pipeline:
 def _check_levels(label: str, levels: LevelProbs, n: int, std: Standard) -> None:
     if len(levels) != n:
         raise ValueError(f"scorer {label!r} returned {len(levels)} rows for {n} views")
-    if not np.all(np.isfinite(levels.probs)):
-        raise ValueError(f"scorer {label!r} returned non-finite level probabilities")
+    if not np.all(np.isfinite(levels.probs)) or np.any(levels.probs < 0):
+        raise ValueError(f"scorer {label!r} returned negative or non-finite level probabilities")
+    if not np.allclose(levels.probs.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError(f"scorer {label!r} returned level probabilities whose rows do not sum to 1")
 
 
 def _describe(stage: str, exc: Exception, path: str | None = None) -> str:

@@ -55,7 +55,8 @@ def _expand(inputs: Iterable[str | Path], out: dict[str, None]) -> None:
         elif path.exists():
             out[str(path)] = None  # normalised ("./a.jpg" -> "a.jpg"), so duplicates match
         elif glob.has_magic(text):
-            out.update((p, None) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file())
+            matches = sorted(glob.glob(text, recursive=True))
+            out.update((p, None) for p in matches if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
         else:
             out[text] = None
 

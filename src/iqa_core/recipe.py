@@ -23,6 +23,9 @@ from .errors import IQAError, RecipeError
 from .images import DEFAULT_MAX_PIXELS
 
 
+RESERVED_LABELS = frozenset({"path", "score", "n_regions", "error", "region", "kind", "area"})
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +83,9 @@ class Recipe(_Model):
     @classmethod
     def _labels_unique(cls, scorers: list[ScorerSpec]) -> list[ScorerSpec]:
         labels = [s.label or s.name for s in scorers]
+        reserved = sorted(set(labels) & RESERVED_LABELS)
+        if reserved:
+            raise ValueError(f"scorer label(s) {reserved} would overwrite output columns: set 'label'")
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"scorers share the label(s) {dupes}: give each a distinct 'label'")
@@ -176,6 +182,10 @@ def resolve(source: str | Path | Mapping[str, Any]) -> Resolved:
                 f"{name}: {field}.name: {getattr(recipe, field).name!r} combines {comp.stage}, "
                 f"but '{field}' needs an aggregator of {stage}"
             )
+    try:
+        ensemble.check(len(scorers))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise RecipeError(f"{name}: ensemble.params: {exc}") from None
     if getattr(aggregate, "needs_global", False) and "whole" not in recipe.regions.views:
         raise RecipeError(
             f"{name}: regions.views: {recipe.aggregate.name} needs 'whole' among the views"

@@ -215,3 +215,16 @@ def test_console_entry_point_help() -> None:
     if script.exists():
         proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0 and iqa_core.__version__ in proc.stdout
+
+
+def test_details_without_output_is_a_usage_error(test_plugins, tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 1)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(None)))
+    res = CliRunner().invoke(cli, ["run", "-r", str(path), str(tmp_path / "imgs"), "--details"])
+    assert res.exit_code == 2 and "--details needs -o" in res.stderr
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "iqa_core", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("iqa, version")

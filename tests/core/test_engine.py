@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import iqa_core
-from helpers import Recorder, brightness_probs, quadrant_image, recipe, write_images
+from helpers import BrightnessScorer, Recorder, brightness_probs, quadrant_image, recipe, write_images
 from iqa_core.engine import Pipeline, load_recipe
 from iqa_core.errors import IQAError
 from iqa_core.hookspecs import hookimpl
@@ -92,10 +92,11 @@ def test_changing_only_the_aggregator_makes_no_scorer_calls(tmp_path: Path, test
     write_images(tmp_path / "imgs", 3)
     store = tmp_path / "s.sqlite"
     mix = load_recipe(recipe(store)).score_many([tmp_path / "imgs"])
-    n_views, n_seg = len(test_plugins.views), len(test_plugins.segmented)
+    n_views, n_seg, n_loads = len(test_plugins.views), len(test_plugins.segmented), test_plugins.loads
     mean = load_recipe(recipe(store, aggregate={"name": "mean"}))
     out = mean.score_many([tmp_path / "imgs"])
     assert len(test_plugins.views) == n_views and len(test_plugins.segmented) == n_seg
+    assert test_plugins.loads == n_loads  # nothing to compute: no model is even loaded
     assert mean.stats["scorer_calls"] == 0 and mean.stats["views_cached"] == 12
     for a, b in zip(mix, out):
         local = [x.scores["test_brightness"] for x in b.regions if x.region.kind != "global"]
@@ -368,3 +369,16 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
     assert single.stats["results_cached"] == 5 and single.stats["scorer_calls"] == 0
     assert [r.score for r in again] == [r.score for r in results]
     assert len(result_rows(tmp_path / "s.sqlite")) == 5
+
+
+class _Unnormalised(BrightnessScorer):
+    def score(self, views, standard):
+        levels = super().score(views, standard)
+        return type(levels)(levels.probs * 2.0, levels.values)
+
+
+def test_malformed_level_probabilities_become_error_rows(tmp_path: Path, test_plugins: Recorder) -> None:
+    write_images(tmp_path / "imgs", 2)
+    data = recipe(None, scorers=[{"name": f"{__name__}:_Unnormalised"}])
+    results = load_recipe(data).score_many([tmp_path / "imgs"])
+    assert all(r.error and "do not sum to 1" in r.error for r in results)

@@ -186,9 +186,9 @@ def test_folder_recursion_picks_image_suffixes_only(tree: Path) -> None:
     assert rel == ["a.jpg", "b.PNG", "sub/c.webp", "sub/deeper/d.tiff", "sub/e.jpeg"]
 
 
-def test_glob(tree: Path) -> None:
+def test_glob_keeps_image_files(tree: Path) -> None:
     found = expand_inputs([str(tree / "sub" / "**" / "*.*")])
-    assert sorted(Path(p).name for p in found) == ["c.webp", "d.tiff", "data.csv", "e.jpeg"]
+    assert sorted(Path(p).name for p in found) == ["c.webp", "d.tiff", "e.jpeg"]  # not data.csv
     assert [Path(p).name for p in expand_inputs([str(tree / "*.jpg")])] == ["a.jpg"]
 
 

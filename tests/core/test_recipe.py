@@ -193,3 +193,13 @@ def test_dict_recipes_are_named_recipe() -> None:
     msg = error_of(recipe(None, scorerz=[]))
     assert msg.startswith("<recipe>: ")
 
+
+
+def test_ensemble_weights_must_match_the_scorers(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, GOOD + "ensemble: {name: ensemble, params: {weights: [1, 2, 3]}}\n"))
+    assert "ensemble.params: 3 weights for" in msg
+
+
+def test_scorer_labels_may_not_shadow_output_columns() -> None:
+    with pytest.raises(RecipeError, match="scorers: .*would overwrite output columns"):
+        resolve(recipe(None, scorers=[{"name": "test_brightness", "label": "score"}]))
