@@ -1,0 +1,36 @@
+"""A non-editable install ships both packages and registers every entry point."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from importlib.metadata import distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
+    source, target = tmp_path / "src", tmp_path / "site"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("src", "plugins"):  # a copy, so setuptools' build/ stays out of the checkout
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        check=True,
+    )
+    (dist,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == "iqa"]
+    groups = {ep.group: {e.name: e.value for e in dist.entry_points if e.group == ep.group} for ep in dist.entry_points}
+    assert groups["iqa.standards"]["word"] == "iqa_plugins.standards.levels:WordStandard"
+    assert set(groups["iqa.scorers"]) == {"hf_vlm", "janus_pro", "mplug_owl3", "clip_iqa"}
+    assert set(groups["iqa.aggregators"]) == {"mean", "area", "mix_grained", "ensemble"}
+    assert set(groups["iqa.segmenters"]) == {"whole", "sam2"}
+    assert groups["console_scripts"]["iqa"] == "iqa_core.cli:main"
+    for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
+        if ep.group.startswith("iqa."):
+            module = ep.value.partition(":")[0]
+            assert (target / Path(*module.split("."))).with_suffix(".py").is_file(), ep.value

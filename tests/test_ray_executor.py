@@ -1,0 +1,65 @@
+"""`executor: ray` on a local Ray instance gives the local run's results and store rows."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import write_images
+
+from iqa_core.engine import Pipeline
+from iqa_core.runner import run_pipeline
+
+ray = pytest.importorskip("ray")
+TESTS = str(Path(__file__).parent)
+
+
+def _recipe(store: Path, executor: str) -> dict:
+    # by module:Class, so Ray's worker processes can import the test components
+    return {
+        "segmenter": {"name": "helpers:QuadrantSegmenter"},
+        "regions": {"min_area": 0.01, "views": ["bbox", "whole"], "min_view_side": 0},
+        "scorers": [{"name": "helpers:BrightnessScorer", "params": {"batch_size": 3}}],
+        "decode": "expected",
+        "runtime": {"store": str(store), "chunk_images": 2, "executor": executor},
+    }
+
+
+def _rows(store: Path) -> dict[str, set]:
+    with sqlite3.connect(store) as db:
+        return {
+            "masks": set(db.execute("SELECT image, masks FROM masks")),
+            "view_scores": set(db.execute("SELECT image, view, probs FROM view_scores")),
+            "results": set(db.execute("SELECT image, score, regions FROM results")),
+        }
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    path = os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield
+    ray.shutdown()
+
+
+def test_ray_equals_local(local_ray, tmp_path: Path) -> None:
+    images = write_images(tmp_path / "imgs", 5)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
+    inputs = [tmp_path / "imgs"]
+    local = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "local.sqlite", "local")), inputs)
+    on_ray = Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray"))
+    remote = run_pipeline(on_ray, inputs)
+
+    assert [r.path for r in remote] == [r.path for r in local]
+    assert [r.score for r in remote] == [r.score for r in local]
+    assert [bool(r.error) for r in remote] == [bool(r.error) for r in local] == [True] + [False] * len(images)
+    assert [[x.scores for x in r.regions] for r in remote] == [[x.scores for x in r.regions] for r in local]
+    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
+    assert on_ray.stats["views_scored"] == 5 * 4  # whole + 2 objects + complement per image
+
+    again = Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray"))
+    rerun = run_pipeline(again, inputs)
+    assert [r.score for r in rerun] == [r.score for r in local]
+    assert again.stats["views_scored"] == 0  # every result came from the driver's store
