@@ -7,12 +7,16 @@ expectation is a continuous score. All views of a batch go through one left-padd
 pass that keeps only the last position's logits (``logits_to_keep=1``), so the (N, L, V)
 logits of a 7B model are never materialised.
 
+``answer: generate`` is Table 3 row 1 (no standard): the model writes a number, greedily, and
+the number becomes a two-level distribution whose expectation is that number.
+
 Nothing here imports torch or transformers at module level: the CLI lists plugins without them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +44,8 @@ class MLLMParams(Params):
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(default=8, ge=1)
+    answer: Literal["level_token", "generate"] = "level_token"
+    max_new_tokens: int = Field(default=8, ge=1)
 
 
 # ------------------------------------------------------------------------- loading
@@ -92,21 +98,40 @@ def _reason(model: str, exc: BaseException) -> str:
 # ------------------------------------------------------------------------ labels
 
 
-def level_token_ids(tokenizer: Any, labels: Sequence[str], model: str) -> list[int]:
-    """The one token id of each level label, in label order.
+def answer_tokens(tokenizer: Any, prompt: str, label: str, model: str) -> list[int]:
+    """The tokens the model emits to answer ``label`` right after ``prompt``.
 
-    The answer starts the assistant turn, so each label is encoded bare (no special tokens,
-    no leading space). A label that is several tokens cannot be read from one position.
+    Tokenizers treat a bare label differently from the same text after the prompt: a
+    sentencepiece tokenizer encodes "7" alone as "▁7" but "ASSISTANT:7" ends in "7". So the
+    answer is encode(prompt + label) minus encode(prompt), never encode(label).
+    """
+    base = tokenizer.encode(prompt, add_special_tokens=False)
+    full = tokenizer.encode(prompt + label, add_special_tokens=False)
+    if full[: len(base)] != base:
+        tail = tokenizer.convert_ids_to_tokens(base[-2:])
+        raise IQAError(
+            f"in the tokenizer of {model!r} the prompt's last tokens {tail} merge with the level "
+            f"label {label!r}, so the answer cannot be read after the prompt; end the prompt "
+            "with a separator the labels do not merge with"
+        )
+    return full[len(base) :]
+
+
+def level_token_ids(tokenizer: Any, labels: Sequence[str], model: str, prompt: str) -> list[int]:
+    """The one token id of each level label as the answer after ``prompt``, in label order.
+
+    A label that is several tokens cannot be read from one position.
     """
     ids: list[int] = []
     for label in labels:
-        encoded = tokenizer.encode(label, add_special_tokens=False)
+        encoded = answer_tokens(tokenizer, prompt, label, model)
         if len(encoded) != 1:
             pieces = tokenizer.convert_ids_to_tokens(encoded)
             raise IQAError(
                 f"level label {label!r} is {len(encoded)} tokens {pieces} in the tokenizer of "
-                f"{model!r}; every label must be exactly one token. Use labels that are single "
-                "tokens for this model (the digits 1-9 are in the reference models)."
+                f"{model!r} after the prompt; every label must be exactly one token. Use labels "
+                "that are single tokens for this model (the digits 1-9 are in the reference "
+                "models), or answer: generate."
             )
         ids.append(encoded[0])
     if len(set(ids)) != len(ids):
@@ -125,6 +150,44 @@ def level_probs(
     probs = torch.softmax(logits[:, ids].double(), dim=-1)  # float64: rows sum to 1 exactly enough
     top = torch.isin(logits.argmax(dim=-1), ids)
     return LevelProbs(probs.cpu().numpy(), values, top.cpu().numpy().astype(bool))
+
+
+# ------------------------------------------------------------------- generated answers
+
+
+class UnparsedAnswer(ValueError):
+    """A generated answer holding no number. A ValueError, not an IQAError: the engine retries
+    the batch view by view and turns the failing view into its image's error row."""
+
+
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def parse_answer(text: str) -> float:
+    """The first number in a generated answer ("4.3", "Score: 5." -> 4.3, 5.0)."""
+    match = NUMBER.search(text)
+    if match is None:
+        raise UnparsedAnswer(f"the model's answer {text!r} holds no number")
+    return float(match.group())
+
+
+def interpolated_levels(score: float, values: Sequence[float]) -> np.ndarray:
+    """A score as probabilities on the two levels around it, so nothing is lost: the expected
+    value is the score (clamped to the level range) and the argmax its nearest level.
+
+    ``values`` ascend. E.g. 5.3 on 1..7 -> p(5) = 0.7, p(6) = 0.3.
+    """
+    levels = np.asarray(values, dtype=np.float64)
+    x = float(np.clip(score, levels[0], levels[-1]))
+    probs = np.zeros(len(levels))
+    upper = int(np.searchsorted(levels, x, side="left"))
+    if levels[upper] == x:
+        probs[upper] = 1.0
+        return probs
+    lower = upper - 1
+    weight = (x - levels[lower]) / (levels[upper] - levels[lower])
+    probs[lower], probs[upper] = 1.0 - weight, weight
+    return probs
 
 
 # ------------------------------------------------------------------------ prompts
@@ -181,10 +244,11 @@ class MLLMScorer(Scorer):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:  # e.g. Llama tokenizers; masked out, so any id works
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._label_ids: dict[tuple[str, ...], list[int]] = {}
+        self._label_ids: dict[str, list[int]] = {}
         self._prompts: dict[str, str] = {}
+        # a template that cannot render the standard, or labels that cannot be read, fail here
+        self.prompt(standard)
         self.label_ids(standard)
-        self.prompt(standard)  # a template that cannot render the standard fails here, not mid-run
 
     @property
     def tokenizer(self) -> Any:
@@ -201,10 +265,18 @@ class MLLMScorer(Scorer):
         return kwargs
 
     def label_ids(self, standard: Standard) -> list[int]:
-        labels = tuple(standard.labels)
-        if labels not in self._label_ids:
-            self._label_ids[labels] = level_token_ids(self.tokenizer, labels, self.params.model)
-        return self._label_ids[labels]
+        """Level token ids as answers after this standard's prompt. In generate mode labels
+        need not be single tokens: the ids are those that are, for the ``top_is_level``
+        diagnostic."""
+        key = standard.prompt_key()
+        if key not in self._label_ids:
+            tok, prompt, model = self.tokenizer, self.prompt(standard), self.params.model
+            if self.params.answer == "generate":
+                answers = (answer_tokens(tok, prompt, label, model) for label in standard.labels)
+                self._label_ids[key] = [ids[0] for ids in answers if len(ids) == 1]
+            else:
+                self._label_ids[key] = level_token_ids(tok, standard.labels, model, prompt)
+        return self._label_ids[key]
 
     def system_role(self, standard: Standard) -> SystemRole:
         return "system" if template_accepts_system(self.processor, standard.system) else "prepend"
@@ -244,12 +316,35 @@ class MLLMScorer(Scorer):
         out = self.model(**self.encode(views, standard), logits_to_keep=1, use_cache=False)
         return out.logits[:, -1, :]
 
+    def generated_ids(self, views: Sequence[View], standard: Standard) -> list[list[int]]:
+        """The new token ids of each view's greedy answer, from one batched ``generate``."""
+        inputs = self.encode(views, standard)
+        out = self.model.generate(
+            **inputs,
+            max_new_tokens=self.params.max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return out[:, inputs["input_ids"].shape[1] :].tolist()
+
+    def generated_levels(self, views: Sequence[View], standard: Standard) -> LevelProbs:
+        """Greedy answers parsed as numbers, each represented by :func:`interpolated_levels`."""
+        levels = set(self.label_ids(standard))
+        rows, top = [], []
+        for ids in self.generated_ids(views, standard):
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            rows.append(interpolated_levels(parse_answer(text), standard.values))
+            top.append(bool(ids) and ids[0] in levels)
+        return LevelProbs(np.array(rows), standard.values, np.array(top, dtype=bool))
+
     def score(self, views: Sequence[View], standard: Standard) -> LevelProbs:
         import torch
 
-        ids = self.label_ids(standard)
         if not views:
-            return LevelProbs(np.zeros((0, len(ids))), standard.values, np.zeros(0, dtype=bool))
+            k = len(standard.values)
+            return LevelProbs(np.zeros((0, k)), standard.values, np.zeros(0, dtype=bool))
         with torch.inference_mode():
+            if self.params.answer == "generate":
+                return self.generated_levels(views, standard)
             logits = self.last_logits(views, standard)
-        return level_probs(logits, ids, standard.values)
+        return level_probs(logits, self.label_ids(standard), standard.values)

@@ -14,11 +14,13 @@ Because the processor handles one conversation at a time and the media offsets o
 batch are not part of its documented interface, views are run one forward pass each.
 
 What has NOT been run here (no hub access, no weights): loading the real model, its processor,
-and the scoring forward pass. The 240728 remote code imports
-``transformers.modeling_attn_mask_utils``, which transformers 5 no longer has, so with the
-installed transformers loading is expected to stop with ModelUnavailable ("a package it needs is
-missing or incompatible"); use an environment with the transformers version the model card
-names. Tested here: the opt-in gate, the messages, the label check, and the missing-path error.
+the scoring forward pass and ``generate``. The remote code imports
+``transformers.modeling_attn_mask_utils``, which transformers 5 removed, so it needs
+transformers 4 (4.56 or later: the scorers pass ``dtype``, and Janus-Pro needs 4.52); under
+transformers 5 loading stops with ModelUnavailable ("a package it needs
+is missing or incompatible"). Scoring calls the language model with ``use_cache=False``, so the
+cache methods transformers 4.55 removed are never reached. Tested here: the opt-in gate, the
+messages, the label check, and the missing-path error.
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ class MPlugOwl3Scorer(MLLMScorer):
         """The text the processor builds (chatml, media placeholder unexpanded), for inspection."""
         chunks = self.processor.build_text_qwen(owl3_messages(standard))
         return "".join(chunk["text"] for chunk in chunks)
+
+    def generated_ids(self, views: Sequence[View], standard: Standard) -> list[list[int]]:
+        """Greedy answers through the model's own ``generate`` (which returns the new tokens
+        only), one view at a time. ``use_cache=False``: the 2024 remote code's cache path calls
+        ``DynamicCache.get_usable_length``, which transformers removed in 4.55; a few answer
+        tokens without a cache cost little."""
+        rows = []
+        for view in views:
+            inputs = self.processor(owl3_messages(standard), images=[view.image], videos=None)
+            out = self.model.generate(
+                **inputs.to(self.device),
+                tokenizer=self.tokenizer,
+                max_new_tokens=self.params.max_new_tokens,
+                decode_text=False,
+                do_sample=False,
+                use_cache=False,
+            )
+            rows.append(out[0].tolist())
+        return rows
 
     def last_logits(self, views: Sequence[View], standard: Standard) -> torch.Tensor:
         import torch

@@ -1,4 +1,5 @@
-"""The paper's standards (supplementary §E): number, word and sentence forms, and custom levels.
+"""The paper's standards (supplementary §E): number, word and sentence forms, custom levels, and
+the free form of Table 3 row 1 (no standard: the model writes a decimal score).
 
 Level k (1..K) is answered with the digit ``k``: one token in every tokenizer the
 reference scorers use. Texts follow the supplementary verbatim for the forms it
@@ -52,6 +53,10 @@ SENTENCES: dict[str, str] = {
 }
 
 
+# An example inside each range that is not a level, so the prompt does not suggest integers.
+FREE_EXAMPLE: dict[int, str] = {3: "2.4", 5: "3.6", 7: "4.3", 9: "6.2"}
+
+
 def user_prompt(labels: tuple[str, ...]) -> str:
     return (
         f"please evaluate the quality of the image and score in [{','.join(labels)}]. "
@@ -100,7 +105,8 @@ class WordStandard(_DigitStandard):
 
     @property
     def system(self) -> str:
-        pairs = ", ".join(f"{label}: {word}" for label, word in reversed(list(zip(self.labels, self.words))))
+        levels = reversed(list(zip(self.labels, self.words)))
+        pairs = ", ".join(f"{label}: {word}" for label, word in levels)
         return f"{SYSTEM_HEAD}{pairs}. {SYSTEM_TAIL}"
 
 
@@ -118,6 +124,28 @@ class SentenceStandard(_DigitStandard):
             for label, text in reversed(list(zip(self.labels, self.descriptions)))
         )
         return f"{SYSTEM_HEAD.rstrip()}\n{lines}\n{SYSTEM_TAIL}"
+
+
+class FreeStandard(_DigitStandard):
+    """No standard: the model writes a decimal score in [1, K] (Table 3 row 1, answer: generate).
+
+    The paper does not print this row's prompt; the user text is ours. The system text is the
+    number standard's, which lists no levels.
+    """
+
+    @property
+    def system(self) -> str:
+        return NUMBER_SYSTEM
+
+    @property
+    def user(self) -> str:
+        k = self.params.levels
+        return (
+            f"please evaluate the quality of the image and score in the range 1 to {k}, "
+            f"a decimal number such as {FREE_EXAMPLE[k]}. "
+            "Only tell me the number. Do not analyze the image."
+        )
+
 
 
 class CustomLevel(Params):

@@ -66,16 +66,20 @@ QWEN2_VL_TEMPLATE = (
 
 
 def build_tokenizer(
-    specials: dict[str, str], extra_special: dict[str, str], chat_template: str
+    specials: dict[str, str],
+    extra_special: dict[str, str],
+    chat_template: str,
+    tokenizer_class: str = "PreTrainedTokenizerFast",
 ) -> Any:
     """A word-level fast tokenizer: each word, punctuation mark and digit is one token.
 
     ``specials`` maps the standard roles (bos_token, eos_token, pad_token, ...) to strings;
     ``extra_special`` names model-specific tokens (``image_token``...) the processors read as
-    tokenizer attributes. Unknown words map to ``<unk>``.
+    tokenizer attributes. Unknown words map to ``<unk>``. ``tokenizer_class`` names the
+    transformers class to wrap it in (see :func:`tokenizer_class_for`).
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    import transformers
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors
 
     special_tokens = list(dict.fromkeys(["<unk>", *specials.values(), *extra_special.values()]))
     vocab = {tok: i for i, tok in enumerate([*special_tokens, *DIGITS, *PUNCT, *WORDS])}
@@ -88,17 +92,31 @@ def build_tokenizer(
         backend.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = getattr(transformers, tokenizer_class)(
         tokenizer_object=backend,
+        model_input_names=["input_ids", "attention_mask"],  # as the real families' (no type ids)
         unk_token="<unk>",
         extra_special_tokens=extra_special,
         **specials,
     )
-    tokenizer.add_special_tokens(
-        {"additional_special_tokens": special_tokens}, replace_extra_special_tokens=False
+    # ``add_tokens(special_tokens=True)`` is spelled the same in transformers 4 and 5 (the
+    # ``add_special_tokens`` replace flag was renamed): the markers are never split or normalised.
+    tokenizer.add_tokens(
+        [AddedToken(tok, special=True, normalized=False) for tok in special_tokens],
+        special_tokens=True,
     )
     tokenizer.chat_template = chat_template
     return tokenizer
+
+
+def tokenizer_class_for(processor_cls: type) -> str:
+    """The tokenizer class a processor accepts: transformers 4 processors reject any tokenizer
+    that is not their family's class (Janus: ``LlamaTokenizerFast``); transformers 5 ones check
+    nothing, and its family classes rebuild their own pre-tokenizer, so the plain class is used."""
+    wanted = getattr(processor_cls, "tokenizer_class", None)
+    if isinstance(wanted, tuple):  # (slow, fast)
+        wanted = wanted[-1]
+    return wanted if wanted and not wanted.startswith("Auto") else "PreTrainedTokenizerFast"
 
 
 def _text_dims(vocab_size: int) -> dict[str, int]:
@@ -109,7 +127,7 @@ def _text_dims(vocab_size: int) -> dict[str, int]:
         "num_hidden_layers": 2,
         "num_attention_heads": 2,
         "num_key_value_heads": 2,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": 1024,
     }
 
 
@@ -122,7 +140,8 @@ def _save(model: Any, processor: Any, out: Path) -> Path:
 
 
 def build_janus(out: str | Path, seed: int = 0) -> Path:
-    """Janus (JanusForConditionalGeneration + JanusProcessor): 32 px images, 4 image tokens."""
+    """Janus (JanusForConditionalGeneration + JanusProcessor): the real geometry, 384 px images
+    in 16 px patches -> 576 image tokens, which transformers 4's JanusProcessor hard-codes."""
     import torch
     from transformers import (
         JanusConfig,
@@ -148,8 +167,9 @@ def build_janus(out: str | Path, seed: int = 0) -> Path:
             "assistant_token": "<|Assistant|>",
         },
         JANUS_TEMPLATE,
+        tokenizer_class_for(JanusProcessor),
     )
-    image_size, patch = 32, 16
+    image_size, patch = 384, 16
     num_image_tokens = (image_size // patch) ** 2
     text = LlamaConfig(
         **_text_dims(len(tokenizer)),
@@ -212,6 +232,7 @@ def build_llava(out: str | Path, seed: int = 0) -> Path:
         {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"},
         {"image_token": "<image>"},
         LLAVA_TEMPLATE,
+        tokenizer_class_for(LlavaProcessor),
     )
     image_size, patch = 32, 8
     n_tokens = (image_size // patch) ** 2
@@ -279,6 +300,7 @@ def build_qwen2_vl(out: str | Path, seed: int = 0) -> Path:
             "im_start_token": "<|im_start|>",
         },
         QWEN2_VL_TEMPLATE,
+        tokenizer_class_for(Qwen2VLProcessor),
     )
     patch, merge = 14, 2
     pixels = {
@@ -289,11 +311,14 @@ def build_qwen2_vl(out: str | Path, seed: int = 0) -> Path:
     config = Qwen2VLConfig(
         text_config={
             **_text_dims(len(tokenizer)),
+            # transformers 5 reads rope_parameters; transformers 4 reads rope_scaling + rope_theta
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 10000.0,
                 "mrope_section": [2, 3, 3],
             },
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+            "rope_theta": 10000.0,
             "bos_token_id": None,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
