@@ -123,7 +123,8 @@ class SentenceStandard(_DigitStandard):
             f"{label}: {text}"
             for label, text in reversed(list(zip(self.labels, self.descriptions)))
         )
-        return f"{SYSTEM_HEAD.rstrip()}\n{lines}\n{SYSTEM_TAIL}"
+        tail = SYSTEM_TAIL.replace(". ", ".\n", 1)  # the supplementary breaks these lines here
+        return f"{SYSTEM_HEAD.rstrip()}\n{lines}\n{tail}"
 
 
 class FreeStandard(_DigitStandard):
