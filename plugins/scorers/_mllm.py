@@ -295,11 +295,12 @@ class MLLMScorer(Scorer):
         """Extra arguments for the processor call (e.g. Janus' generation mode)."""
         return {}
 
-    def encode(self, views: Sequence[View], standard: Standard) -> Any:
-        """Left-padded model inputs for the views, on the model's device and float dtype."""
+    def prepare(self, views: Sequence[View], standard: Standard) -> Any:
+        """Left-padded model inputs for the views, on the CPU (the engine overlaps this with the
+        previous batch's forward pass)."""
         text = self.prompt(standard)
         bos = self.tokenizer.bos_token
-        inputs = self.processor(
+        return self.processor(
             text=[text] * len(views),
             images=[[view.image] for view in views],
             padding=True,
@@ -309,16 +310,16 @@ class MLLMScorer(Scorer):
             return_tensors="pt",
             **self.processor_kwargs(),
         )
-        return inputs.to(self.device, dtype=self.dtype)
 
-    def last_logits(self, views: Sequence[View], standard: Standard) -> torch.Tensor:
+    def last_logits(self, inputs: Any) -> torch.Tensor:
         """(N, V) next-token logits after each view's prompt, from one batched forward pass."""
-        out = self.model(**self.encode(views, standard), logits_to_keep=1, use_cache=False)
+        inputs = inputs.to(self.device, dtype=self.dtype)
+        out = self.model(**inputs, logits_to_keep=1, use_cache=False)
         return out.logits[:, -1, :]
 
-    def generated_ids(self, views: Sequence[View], standard: Standard) -> list[list[int]]:
+    def generated_ids(self, inputs: Any) -> list[list[int]]:
         """The new token ids of each view's greedy answer, from one batched ``generate``."""
-        inputs = self.encode(views, standard)
+        inputs = inputs.to(self.device, dtype=self.dtype)
         out = self.model.generate(
             **inputs,
             max_new_tokens=self.params.max_new_tokens,
@@ -327,24 +328,27 @@ class MLLMScorer(Scorer):
         )
         return out[:, inputs["input_ids"].shape[1] :].tolist()
 
-    def generated_levels(self, views: Sequence[View], standard: Standard) -> LevelProbs:
+    def generated_levels(self, inputs: Any, standard: Standard) -> LevelProbs:
         """Greedy answers parsed as numbers, each represented by :func:`interpolated_levels`."""
         levels = set(self.label_ids(standard))
         rows, top = [], []
-        for ids in self.generated_ids(views, standard):
+        for ids in self.generated_ids(inputs):
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             rows.append(interpolated_levels(parse_answer(text), standard.values))
             top.append(bool(ids) and ids[0] in levels)
         return LevelProbs(np.array(rows), standard.values, np.array(top, dtype=bool))
 
-    def score(self, views: Sequence[View], standard: Standard) -> LevelProbs:
+    def forward(self, inputs: Any, standard: Standard) -> LevelProbs:
         import torch
 
+        with torch.inference_mode():
+            if self.params.answer == "generate":
+                return self.generated_levels(inputs, standard)
+            logits = self.last_logits(inputs)
+        return level_probs(logits, self.label_ids(standard), standard.values)
+
+    def score(self, views: Sequence[View], standard: Standard) -> LevelProbs:
         if not views:
             k = len(standard.values)
             return LevelProbs(np.zeros((0, k)), standard.values, np.zeros(0, dtype=bool))
-        with torch.inference_mode():
-            if self.params.answer == "generate":
-                return self.generated_levels(views, standard)
-            logits = self.last_logits(views, standard)
-        return level_probs(logits, self.label_ids(standard), standard.values)
+        return self.forward(self.prepare(views, standard), standard)

@@ -87,6 +87,13 @@ class CLIPIQAScorer(Scorer):
         self._text_features(self._prompts(standard))
 
     def score(self, views: Sequence[View], standard: Standard) -> LevelProbs:
+        return self.forward(self.prepare(views, standard), standard)
+
+    def prepare(self, views: Sequence[View], standard: Standard) -> list[Any]:
+        """Resized RGB images (CPU work, overlapped by the engine with the previous batch)."""
+        return [self._resize(v.image) for v in views]
+
+    def forward(self, images: list[Any], standard: Standard) -> LevelProbs:
         import torch
 
         if self._model is None:
@@ -94,10 +101,9 @@ class CLIPIQAScorer(Scorer):
         prompts = self._prompts(standard)
         text = self._text_features(prompts)
         groups: dict[tuple[int, int], list[int]] = {}
-        images = [self._prepare(v.image) for v in views]
         for i, image in enumerate(images):
             groups.setdefault(image.size, []).append(i)
-        probs = np.zeros((len(views), len(prompts)))
+        probs = np.zeros((len(images), len(prompts)))
         with torch.no_grad():
             scale = self._model.logit_scale.exp().float()
             for idx in groups.values():
@@ -149,7 +155,7 @@ class CLIPIQAScorer(Scorer):
             self._text[prompts] = feats / feats.norm(dim=-1, keepdim=True)
         return self._text[prompts]
 
-    def _prepare(self, image: Any) -> Any:
+    def _resize(self, image: Any) -> Any:
         """RGB at native size, bounded by ``max_side`` and lifted to the network's minimum."""
         from PIL import Image
 

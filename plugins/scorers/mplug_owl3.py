@@ -89,16 +89,19 @@ class MPlugOwl3Scorer(MLLMScorer):
         chunks = self.processor.build_text_qwen(owl3_messages(standard))
         return "".join(chunk["text"] for chunk in chunks)
 
-    def generated_ids(self, views: Sequence[View], standard: Standard) -> list[list[int]]:
+    def prepare(self, views: Sequence[View], standard: Standard) -> list[Any]:
+        """One processed conversation per view (the processor takes one at a time)."""
+        return [self.processor(owl3_messages(standard), images=[v.image], videos=None) for v in views]
+
+    def generated_ids(self, inputs: list[Any]) -> list[list[int]]:
         """Greedy answers through the model's own ``generate`` (which returns the new tokens
         only), one view at a time. ``use_cache=False``: the 2024 remote code's cache path calls
         ``DynamicCache.get_usable_length``, which transformers removed in 4.55; a few answer
         tokens without a cache cost little."""
         rows = []
-        for view in views:
-            inputs = self.processor(owl3_messages(standard), images=[view.image], videos=None)
+        for one in inputs:
             out = self.model.generate(
-                **inputs.to(self.device),
+                **one.to(self.device),
                 tokenizer=self.tokenizer,
                 max_new_tokens=self.params.max_new_tokens,
                 decode_text=False,
@@ -108,18 +111,17 @@ class MPlugOwl3Scorer(MLLMScorer):
             rows.append(out[0].tolist())
         return rows
 
-    def last_logits(self, views: Sequence[View], standard: Standard) -> torch.Tensor:
+    def last_logits(self, inputs: list[Any]) -> torch.Tensor:
         import torch
 
         rows = []
-        for view in views:
-            inputs = self.processor(owl3_messages(standard), images=[view.image], videos=None)
-            inputs = inputs.to(self.device)
-            image_embeds = self.model.forward_image(inputs["pixel_values"])
+        for one in inputs:
+            one = one.to(self.device)
+            image_embeds = self.model.forward_image(one["pixel_values"])
             hidden = self.model.language_model.model(
-                input_ids=inputs["input_ids"],
+                input_ids=one["input_ids"],
                 image_embeds=image_embeds,
-                media_offset=inputs["media_offset"],
+                media_offset=one["media_offset"],
                 use_cache=False,
                 return_dict=True,
             ).last_hidden_state

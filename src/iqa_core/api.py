@@ -275,6 +275,16 @@ class Scorer(Component):
     @abstractmethod
     def score(self, views: Sequence[View], standard: Standard) -> LevelProbs: ...
 
+    def prepare(self, views: Sequence[View], standard: Standard) -> Any:
+        """CPU work for one batch (resize, normalise, tokenise), kept apart so the engine can
+        run it in a background thread while the previous batch is on the accelerator. It must
+        not use the model. Default: nothing to do; ``forward`` gets the views."""
+        return views
+
+    def forward(self, prepared: Any, standard: Standard) -> LevelProbs:
+        """Score what ``prepare`` returned. A scorer that splits its work overrides both."""
+        return self.score(prepared, standard)
+
 
 class Aggregator(Component):
     """Combines scores. ``stage`` says where in the recipe it may be used."""

@@ -263,15 +263,28 @@ class Pipeline:
         self.stats["views_cached"] += len(found)
         if pending:
             self._load_scorer(label)
+        # similar sizes batch together (less padding for dynamic-resolution models)
+        pending.sort(key=lambda k: _area(wanted[k][1].bbox))
         step = max(1, scorer.batch_size)
+        batches = [pending[i : i + step] for i in range(0, len(pending), step)]
         failed: dict[ViewKey, str] = {}
-        for start in range(0, len(pending), step):
-            keys = pending[start : start + step]
+
+        def prepare(keys: list[ViewKey]) -> tuple[list[View], Any]:
             views = [self._view(*wanted[k], k) for k in keys]
-            for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, failed):
-                self.store.put_levels(sub_keys, levels)
-                for i, key in enumerate(sub_keys):
-                    found[key] = levels.row(i)
+            try:
+                return views, scorer.prepare(views, std)
+            except Exception:  # retried in the main thread, view by view, to find the bad one
+                return views, None
+
+        with ThreadPoolExecutor(1) as pool:  # prepare batch i + 1 while batch i runs
+            ahead = pool.submit(prepare, batches[0]) if batches else None
+            for i, keys in enumerate(batches):
+                views, prepared = ahead.result()  # type: ignore[union-attr]
+                ahead = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
+                for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, failed, prepared):
+                    self.store.put_levels(sub_keys, levels)
+                    for j, key in enumerate(sub_keys):
+                        found[key] = levels.row(j)
         if failed:  # every image that shares a failed view fails (identical files in one chunk)
             for w in work:
                 errors = [failed.get(self._view_key(w, r, scorer, std)) for r in w.regions]
@@ -291,10 +304,13 @@ class Pipeline:
         keys: list[ViewKey],
         views: list[View],
         failed: dict[ViewKey, str],
+        prepared: Any = None,
     ) -> Iterator[tuple[list[ViewKey], LevelProbs]]:
         """One batched call; if it fails, view by view, so one bad view fails only its image."""
         try:
-            levels = scorer.score(views, std)
+            if prepared is None:
+                prepared = scorer.prepare(views, std)
+            levels = scorer.forward(prepared, std)
             self.stats["scorer_calls"] += 1
             self.stats["views_scored"] += len(views)
             _check_levels(label, levels, len(views), std)
@@ -330,6 +346,10 @@ class Pipeline:
             return ImageResult(path, content_hash=digest, size=w.loaded.size, error=_describe("aggregation", exc, path))
         self.store.put_result(self.key, digest, final, per_scorer, [region_dict(r) for r in rows], w.loaded.size)
         return ImageResult(path, final, per_scorer, rows, digest, w.loaded.size)
+
+
+def _area(bbox: tuple[int, int, int, int]) -> int:
+    return (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
 
 
 def _check_levels(label: str, levels: LevelProbs, n: int, std: Standard) -> None:

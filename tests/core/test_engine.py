@@ -382,3 +382,37 @@ def test_malformed_level_probabilities_become_error_rows(tmp_path: Path, test_pl
     data = recipe(None, scorers=[{"name": f"{__name__}:_Unnormalised"}])
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert all(r.error and "do not sum to 1" in r.error for r in results)
+
+
+class _TwoPhase(BrightnessScorer):
+    """Splits its work as the model scorers do; records which thread ran each phase."""
+
+    threads: list[tuple[str, str]] = []
+
+    def prepare(self, views, standard):
+        import threading
+
+        if any("img01" in v.source for v in views):
+            raise RuntimeError("cannot decode img01")
+        self.threads.append(("prepare", threading.current_thread().name))
+        return list(views)
+
+    def forward(self, prepared, standard):
+        import threading
+
+        self.threads.append(("forward", threading.current_thread().name))
+        return self.score(prepared, standard)
+
+
+def test_prepare_runs_ahead_in_a_thread_and_its_failures_stay_per_image(tmp_path: Path, test_plugins: Recorder) -> None:
+    import threading
+
+    write_images(tmp_path / "imgs", 4)
+    _TwoPhase.threads.clear()
+    data = recipe(None, scorers=[{"name": f"{__name__}:_TwoPhase", "params": {"batch_size": 2}}])
+    results = load_recipe(data).score_many([tmp_path / "imgs"])
+    assert [Path(r.path).name for r in results if r.error] == ["img01.png"]
+    assert "cannot decode img01" in results[1].error
+    main = threading.main_thread().name
+    assert {t for phase, t in _TwoPhase.threads if phase == "forward"} == {main}
+    assert any(phase == "prepare" and t != main for phase, t in _TwoPhase.threads)

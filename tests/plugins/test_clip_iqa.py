@@ -86,8 +86,8 @@ def test_standard_mode_scores_the_standards_levels(tiny: dict[str, str]) -> None
 
 def test_max_side_bounds_the_input(tiny: dict[str, str]) -> None:
     s = CLIPIQAScorer({**tiny, "device": "cpu", "max_side": 64})
-    assert s._prepare(view(200, 400).image).size == (64, 32)
-    assert s._prepare(view(10, 20).image).size == (64, 32)  # lifted to the 32-pixel minimum
+    assert s._resize(view(200, 400).image).size == (64, 32)
+    assert s._resize(view(10, 20).image).size == (64, 32)  # lifted to the 32-pixel minimum
 
 
 def test_offline_tag_is_model_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,7 +103,7 @@ def test_views_change_scores(scorers, views):
 
 
 def test_batch_is_left_padded(scorers, views):
-    mask = scorers["qwen2_vl"].encode(views, STD)["attention_mask"]
+    mask = scorers["qwen2_vl"].prepare(views, STD)["attention_mask"]
     assert (mask[:, 0] == 0).any(), "views of different shapes should need padding"
     assert (mask[:, -1] == 1).all(), (
         "padding must be on the left so the last position is the answer"
@@ -169,7 +169,7 @@ def test_janus_prompt_replaces_default_system_prompt(scorers, views):
     prompt = scorer.prompt(STD)
     assert prompt.startswith(f"{STD.system}\n\n<|User|>: <image_placeholder>\n{STD.user}")
     assert prompt.endswith("<|Assistant|>:")
-    tokens = scorer.tokenizer.convert_ids_to_tokens(scorer.encode(views[:1], STD)["input_ids"][0])
+    tokens = scorer.tokenizer.convert_ids_to_tokens(scorer.prepare(views[:1], STD)["input_ids"][0])
     # one BOS, then the standard's system text (not Janus' "helpful language and vision" prompt)
     assert tokens[:6] == ["<|begin_of_sentence|>", "you", "are", "a", "helpful", "assistant"]
     assert tokens.count("<image_placeholder>") == 576 and tokens[-2:] == ["<|Assistant|>", ":"]
@@ -340,7 +340,9 @@ def test_generate_mode_runs_batched_greedy_generation(generating, views, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_generate_mode_matches_one_view_at_a_time(generating, views, arch):
     scorer = generating[arch]
-    assert scorer.generated_ids(views, FREE) == [scorer.generated_ids([v], FREE)[0] for v in views]
+    assert scorer.generated_ids(scorer.prepare(views, FREE)) == [
+        scorer.generated_ids(scorer.prepare([v], FREE))[0] for v in views
+    ]
 
 
 def test_generate_mode_parses_decoded_answers(generating, views, monkeypatch):
@@ -352,7 +354,7 @@ def test_generate_mode_parses_decoded_answers(generating, views, monkeypatch):
     texts = {tuple(i): text for text, i in ids.items()}
     monkeypatch.setattr(scorer.tokenizer, "decode", lambda i, **kw: texts[tuple(i)])
     batch = [ids["4.3"], ids["score 9"], ids["7"]]
-    monkeypatch.setattr(scorer, "generated_ids", lambda v, s: batch[: len(v)])
+    monkeypatch.setattr(scorer, "generated_ids", lambda inputs: batch[: len(inputs["input_ids"])])
     out = scorer.score(views, FREE)
     np.testing.assert_allclose(decode(out, "expected"), [4.3, 7.0, 7.0], atol=1e-12)
     assert out.top_is_level.tolist() == [True, False, True]
