@@ -10,11 +10,12 @@ understanding prompt (no image-start token appended), and the forward pass reads
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, conversation
 
-from iqa_core.api import Standard
+from iqa_core.api import Standard, View
 
 
 class JanusProScorer(MLLMScorer):
@@ -46,3 +47,23 @@ class JanusProScorer(MLLMScorer):
 
     def processor_kwargs(self) -> dict[str, Any]:
         return {"generation_mode": "text"}
+
+    def prepare(self, views: Sequence[View], standard: Standard) -> Any:
+        """Views resized so their long side is the model's input side before the processor.
+
+        transformers' Janus image processor scales by ``int(side * 384 / long_side)``, which
+        truncates to 383 for some aspect ratios (e.g. 307x135) and then fails the forward pass
+        (529 image tokens instead of 576); a view whose long side already is 384 is not rescaled.
+        """
+        from PIL import Image
+
+        side = int(self.processor.image_processor.size["height"])
+        fitted = []
+        for view in views:
+            w, h = view.image.size
+            if max(w, h) != side:
+                scale = side / max(w, h)
+                size = (side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), side)
+                view = View(view.image.resize(size, Image.Resampling.BICUBIC), view.key, view.source)
+            fitted.append(view)
+        return super().prepare(fitted, standard)

@@ -178,6 +178,15 @@ def test_janus_prompt_replaces_default_system_prompt(scorers, views):
 # ------------------------------------------------------------------ user errors
 
 
+@pytest.mark.parametrize("size", [(307, 135), (327, 383), (4000, 3000), (20, 900)])
+def test_janus_accepts_views_of_any_aspect(scorers, size):
+    """transformers' Janus processor alone gives 383x383 pixels for some sizes, which the
+    vision tower rejects; the scorer fits views to 384 first."""
+    view = View(Image.new("RGB", size, (120, 80, 40)), "odd")
+    out = scorers["janus"].score([view], STD)
+    assert out.probs.shape == (1, 7)
+
+
 def test_multi_token_label_is_rejected(model_dirs):
     standard = CustomStandard({"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "10"}]})
     scorer = HFVLMScorer({"model": model_dirs["qwen2_vl"]})
