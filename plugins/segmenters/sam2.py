@@ -19,6 +19,19 @@ Notes on Table 2 as the installed ``sam2`` (1.1.0) interprets it:
   no effect.
 * ``output_mode='coco_rle'`` is an encoding choice: :meth:`segment` returns boolean
   arrays and the core stores regions as COCO RLE.
+
+Cost (``fast_postprocess``, on by default): the package upsamples the logits of *every*
+candidate (points x 3) to the working resolution, then filters them, RLE-encodes every
+survivor on the CPU and decodes the kept ones again; when most candidates survive that is
+seconds per image. This plugin runs the same steps in an order that is cheaper and gives the
+same masks, bit for bit: the predicted-IoU filter first (it needs no mask), the small-region
+filter on the survivors at the 256x256 logit size (where the package runs it too), then per
+chunk of survivors the same bilinear upsampling, stability score, threshold, boxes and box NMS
+as the package, on the model's device and without RLE; only the kept masks are upsampled a
+second time and copied to the host. So the cost is bounded by ``max_side`` (not by the input
+size) and mostly by the number of candidates that pass the IoU filter. It applies with
+``crop_n_layers=0`` and ``use_m2m=False`` (the paper's settings); other settings use the
+package's own path. ``tests/plugins/test_sam2.py`` checks both paths give identical masks.
 """
 
 from __future__ import annotations
@@ -75,6 +88,8 @@ class SAM2Segmenter(Segmenter):
         min_mask_region_area: int = Field(default=1000, ge=0)
         use_m2m: bool = False
         multimask_output: bool = True
+        # Same masks as the package's path, computed without full-resolution RLE (module notes).
+        fast_postprocess: bool = True
 
         @model_validator(mode="after")
         def _check(self) -> SAM2Segmenter.Params:
@@ -88,7 +103,8 @@ class SAM2Segmenter(Segmenter):
                 raise ValueError("config is only used with a local checkpoint; set checkpoint too")
             return self
 
-    uncached_params = frozenset({"device", "points_per_batch"})
+    # fast_postprocess changes the cost, not the masks (tested bit-exact against the package)
+    uncached_params = frozenset({"device", "points_per_batch", "fast_postprocess"})
 
     def __init__(self, params: Params | dict[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -113,7 +129,7 @@ class SAM2Segmenter(Segmenter):
         model = _build(config, checkpoint, p.overrides, self.model_label).to(device)
 
         kwargs = p.model_dump(exclude={"model", "config", "checkpoint", "overrides", "device",
-                                       "dtype", "max_side", "point_grids"})
+                                       "dtype", "max_side", "point_grids", "fast_postprocess"})
         grids = None if p.point_grids is None else [np.asarray(g) for g in p.point_grids]
         generator = SAM2AutomaticMaskGenerator(model, point_grids=grids, output_mode="binary_mask",
                                                **kwargs)
@@ -128,7 +144,10 @@ class SAM2Segmenter(Segmenter):
         if self._generator is None:
             self.load()
         work = _downscale(np.ascontiguousarray(image), self.params.max_side)
+        p = self.params
         with self._autocast():
+            if p.fast_postprocess and p.crop_n_layers == 0 and not p.use_m2m:
+                return _generate_fast(self._generator, work)
             records = self._generator.generate(work)
         return [np.asarray(r["segmentation"], dtype=bool) for r in records]
 
@@ -257,6 +276,107 @@ def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
     small = np.bincount(labels.ravel()) <= max_area
     small[0] = False
     return small[labels]
+
+
+# Candidates upsampled to the working resolution at once: bounds the float32 memory of a step
+# (64 x 1024 x 768 x 4 B = 200 MB) whatever points_per_side and points_per_batch are.
+_UPSAMPLE_CHUNK = 64
+
+
+def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
+    """The package's ``generate`` for one crop layer and no m2m, with the same result.
+
+    Follows ``SAM2AutomaticMaskGenerator._process_crop``/``_process_batch`` step by step
+    (filters, stability score, ``batched_mask_to_box``, edge filter, ``batched_nms`` with
+    the predicted IoUs), but: the IoU filter comes first, then the small-region filter on
+    the low-resolution logits of the survivors; upsampling happens per chunk of IoU survivors and only the
+    boxes and scores are kept; the kept masks are upsampled once more at the end. Returns
+    boolean (H, W) masks in the package's order (NMS order, highest predicted IoU first).
+    """
+    import torch
+    from sam2.utils.amg import (
+        batch_iterator,
+        batched_mask_to_box,
+        calculate_stability_score,
+        is_box_near_crop_edge,
+    )
+    from torchvision.ops.boxes import batched_nms
+
+    g = generator
+    predictor = g.predictor
+    h, w = image.shape[:2]
+    crop_box = [0, 0, w, h]
+    transforms = predictor._transforms
+    predictor.set_image(image)
+    points_for_image = g.point_grids[0] * np.array((h, w))[None, ::-1]
+
+    def upsample(low: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(low, (h, w), mode="bilinear", align_corners=False)
+
+    lows, ious, boxes = [], [], []
+    for (points,) in batch_iterator(g.points_per_batch, points_for_image):
+        pts = torch.as_tensor(points, dtype=torch.float32, device=predictor.device)
+        in_points = transforms.transform_coords(pts, normalize=True, orig_hw=(h, w))
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        low, iou = _predict_low_res(predictor, in_points[:, None, :], in_labels[:, None],
+                                    g.multimask_output)
+        low, iou = low.flatten(0, 1), iou.flatten(0, 1)
+        if g.pred_iou_thresh > 0.0:  # first: it needs no mask, and most candidates fail it
+            keep = iou > g.pred_iou_thresh
+            low, iou = low[keep], iou[keep]
+        if len(low) == 0:
+            continue
+        # the package's post-processing (per mask, so it commutes with the IoU filter),
+        # resampled to its own size: an exact identity (bilinear, align_corners=False,
+        # scale 1), so only the small-region filter acts
+        low = transforms.postprocess_masks(low[:, None], low.shape[-2:]).squeeze(1)
+        for start in range(0, len(low), _UPSAMPLE_CHUNK):
+            chunk_low = low[start:start + _UPSAMPLE_CHUNK]
+            chunk_iou = iou[start:start + _UPSAMPLE_CHUNK]
+            masks = upsample(chunk_low[:, None]).squeeze(1)
+            keep = torch.ones(len(masks), dtype=torch.bool, device=masks.device)
+            if g.stability_score_thresh > 0.0:
+                stability = calculate_stability_score(masks, g.mask_threshold,
+                                                      g.stability_score_offset)
+                keep = stability >= g.stability_score_thresh
+            chunk_boxes = batched_mask_to_box(masks > g.mask_threshold)
+            keep &= ~is_box_near_crop_edge(chunk_boxes, crop_box, crop_box)
+            lows.append(chunk_low[keep])
+            ious.append(chunk_iou[keep])
+            boxes.append(chunk_boxes[keep])
+            del masks
+    predictor.reset_predictor()
+    if not lows or sum(len(x) for x in lows) == 0:
+        return []
+    low, iou, box = torch.cat(lows), torch.cat(ious), torch.cat(boxes)
+    kept = batched_nms(box.float(), iou, torch.zeros_like(box[:, 0]), iou_threshold=g.box_nms_thresh)
+    out: list[np.ndarray] = []
+    for start in range(0, len(kept), _UPSAMPLE_CHUNK):
+        idx = kept[start:start + _UPSAMPLE_CHUNK]
+        masks = upsample(low[idx][:, None]).squeeze(1) > g.mask_threshold
+        out.extend(masks.cpu().numpy())
+    return out
+
+
+def _predict_low_res(
+    predictor: Any, point_coords: torch.Tensor, point_labels: torch.Tensor, multimask: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``SAM2ImagePredictor._predict`` for point prompts, stopping at the low-res logits
+    (before its post-processing and upsampling to the image size)."""
+    model = predictor.model
+    sparse, dense = model.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None,
+                                             masks=None)
+    high_res = [level[-1].unsqueeze(0) for level in predictor._features["high_res_feats"]]
+    low, iou, _, _ = model.sam_mask_decoder(
+        image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),
+        image_pe=model.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+        repeat_image=point_coords.shape[0] > 1,
+        high_res_features=high_res,
+    )
+    return low, iou
 
 
 def _downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:

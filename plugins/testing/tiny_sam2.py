@@ -1,11 +1,58 @@
-"""A randomly initialised SAM2 hiera-tiny at a small input size, for tests that need the
-real SAM2 code path on a CPU in seconds (no Hub access)."""
+"""Randomly initialised SAM2 models written like released checkpoints (no Hub access).
+
+``build_tiny_sam2`` gives a hiera-tiny at a small input size, for tests that need the real
+SAM2 code path on a CPU in seconds; ``build_random_sam2`` gives any packaged architecture
+(hiera-T/S/B+/L) at its real size, for benchmarks.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+SAM2_CONFIGS = {
+    "tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+
+
+def build_random_sam2(
+    directory: str | Path,
+    config: str = TINY_CONFIG,
+    image_size: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> dict[str, str]:
+    """Write ``<name>.yaml`` and ``<name>.pt`` into ``directory``: the package config
+    ``config`` (``image_size`` overridden when given, a multiple of 64) and its random
+    initialisation in the released checkpoints' ``{"model": state_dict}`` format.
+
+    Returns the ``config`` and ``checkpoint`` params a recipe passes to the ``sam2``
+    segmenter, so the model loads through the plugin's normal local-checkpoint path.
+    """
+    import torch
+    from omegaconf import OmegaConf
+    from sam2.build_sam import build_sam2
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = name or Path(config).stem
+    torch.manual_seed(seed)
+    override = [] if image_size is None else [f"++model.image_size={image_size}"]
+    model = build_sam2(config, None, device="cpu", hydra_overrides_extra=override)
+    checkpoint = directory / f"{name}.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+
+    import sam2
+
+    cfg = OmegaConf.load(Path(sam2.__file__).parent / config)
+    if image_size is not None:
+        cfg.model.image_size = image_size
+    path = directory / f"{name}.yaml"
+    path.write_text("# @package _global_\n" + OmegaConf.to_yaml(cfg))
+    return {"config": str(path), "checkpoint": str(checkpoint)}
 
 
 def build_tiny_sam2(directory: str | Path, image_size: int = 256, seed: int = 0) -> dict[str, str]:
@@ -16,23 +63,4 @@ def build_tiny_sam2(directory: str | Path, image_size: int = 256, seed: int = 0)
     the released checkpoints' ``{"model": state_dict}`` format. Returns the
     ``config`` and ``checkpoint`` params a recipe passes to the ``sam2`` segmenter.
     """
-    import torch
-    from omegaconf import OmegaConf
-    from sam2.build_sam import build_sam2
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    override = [f"++model.image_size={image_size}"]
-    model = build_sam2(TINY_CONFIG, None, device="cpu", hydra_overrides_extra=override)
-    checkpoint = directory / "tiny_sam2.pt"
-    torch.save({"model": model.state_dict()}, checkpoint)
-
-    import sam2
-
-    packaged = Path(sam2.__file__).parent / TINY_CONFIG
-    cfg = OmegaConf.load(packaged)
-    cfg.model.image_size = image_size
-    config = directory / "tiny_sam2.yaml"
-    config.write_text("# @package _global_\n" + OmegaConf.to_yaml(cfg))
-    return {"config": str(config), "checkpoint": str(checkpoint)}
+    return build_random_sam2(directory, TINY_CONFIG, image_size, seed, name="tiny_sam2")

@@ -126,3 +126,61 @@ def test_unknown_hub_id_lists_the_known_ones() -> None:
 def test_checkpoint_needs_config() -> None:
     with pytest.raises(ValidationError, match="config"):
         SAM2Segmenter({"checkpoint": "x.pt"})
+
+
+def shapes(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth colour noise with filled shapes (something for SAM2 to segment)."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    coarse = (rng.random((4, 6, 3)) * 255).astype(np.uint8)
+    img = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        box = (x, y, x + int(rng.integers(w // 8, w // 3)), y + int(rng.integers(h // 8, h // 3)))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.integers(2) else draw.rectangle)(box, fill=fill)
+    return np.asarray(img.filter(ImageFilter.GaussianBlur(1)))
+
+
+# Random weights predict low IoUs and mostly whole-image masks; these settings make each stage
+# of the generator (IoU filter, stability filter, small-region filter, NMS) decide something.
+FAST_CASES = {
+    "keep_all": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+                     min_mask_region_area=0),
+    "nms_distinct_boxes": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                               box_nms_thresh=0.9, mask_threshold=5.0, min_mask_region_area=5),
+    "filters": dict(pred_iou_thresh=0.1, stability_score_thresh=0.5, box_nms_thresh=0.9,
+                    min_mask_region_area=20),
+    "table2": {},
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAST_CASES))
+def test_fast_postprocess_keeps_exactly_the_package_masks(tiny: dict[str, str], case: str) -> None:
+    """The low-resolution filter path returns the stock generator's masks, bit for bit, in order."""
+    params = {**tiny, **FAST_CASES[case], "max_side": 128, "device": "cpu"}
+    fast = SAM2Segmenter(params)
+    stock = SAM2Segmenter({**params, "fast_postprocess": False})
+    for seed, (h, w) in enumerate([(120, 160), (300, 200)]):
+        image = shapes(h, w, seed)
+        got, expected = fast.segment(image), stock.segment(image)
+        assert len(got) == len(expected)
+        assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, expected))
+    if case == "keep_all":
+        assert len(got) == 8 * 8 * 3  # every candidate of the 8x8 grid survives
+    if case == "nms_distinct_boxes":
+        assert len(got) > 1
+
+
+def test_fast_postprocess_does_not_change_the_cache_key(tiny: dict[str, str]) -> None:
+    a = SAM2Segmenter({**tiny, "fast_postprocess": True})
+    b = SAM2Segmenter({**tiny, "fast_postprocess": False})
+    assert a.cache_key() == b.cache_key()
+
+
+def test_crop_layers_use_the_package_path(tiny: dict[str, str]) -> None:
+    seg = SAM2Segmenter({**tiny, **PERMISSIVE, "crop_n_layers": 1, "device": "cpu"})
+    masks = seg.segment(shapes(96, 128))
+    assert masks and {m.shape for m in masks} == {(96, 128)}
