@@ -463,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="timed images per size (default 16 full, 2 tiny)")
     ap.add_argument("--sizes", default="1024x768,4000x3000", help="WxH,WxH,...")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    ap.add_argument("--peak-tflops", type=float, default=989.0,
-                    help="the GPU's dense bf16 peak (default 989: H100 SXM)")
+    ap.add_argument("--peak-tflops", type=float, default=790.0,
+                    help="the GPU's bf16 peak in TFLOP/s (default 790, the H100 figure of DESIGN.md §5)")
     ap.add_argument("--batch-size", type=int, default=None, help="scorer batch (default 32 full, 8 tiny)")
     ap.add_argument("--chunk-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=4)

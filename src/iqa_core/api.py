@@ -58,13 +58,18 @@ class Component(ABC):
         return doc.splitlines()[0] if doc else ""
 
     def cache_key(self) -> str:
-        """Identity of this component's outputs: class, version and result-relevant params."""
-        payload = self.params.model_dump(mode="json", exclude=set(self.uncached_params))
-        blob = json.dumps(
-            [f"{type(self).__module__}.{type(self).__qualname__}", self.version, payload],
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Identity of this component's outputs: class, version and result-relevant params.
+
+        Computed once: params are frozen, and the engine asks for it per view.
+        """
+        if "_cache_key" not in self.__dict__:
+            payload = self.params.model_dump(mode="json", exclude=set(self.uncached_params))
+            blob = json.dumps(
+                [f"{type(self).__module__}.{type(self).__qualname__}", self.version, payload],
+                sort_keys=True,
+            )
+            self.__dict__["_cache_key"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self.__dict__["_cache_key"]
 
 
 # --------------------------------------------------------------------------- data
@@ -250,9 +255,11 @@ class Standard(Component):
         return len(self.values)
 
     def prompt_key(self) -> str:
-        """Identity of what a scorer is shown: texts, labels and values."""
-        blob = json.dumps([self.system, self.user, self.labels, self.values, self.descriptions])
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Identity of what a scorer is shown: texts, labels and values (computed once)."""
+        if "_prompt_key" not in self.__dict__:
+            blob = json.dumps([self.system, self.user, self.labels, self.values, self.descriptions])
+            self.__dict__["_prompt_key"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self.__dict__["_prompt_key"]
 
 
 class Scorer(Component):

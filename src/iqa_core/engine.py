@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ class Pipeline:
     def segments(self) -> bool:
         return self.local_mode is not None and self.segmenter.local_regions
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Identity of this recipe's results: everything that changes a final score."""
         parts: dict[str, Any] = {
