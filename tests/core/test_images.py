@@ -215,8 +215,14 @@ def test_duplicates_dropped_first_wins(tree: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_explicit_file_and_missing_path_are_kept(tree: Path) -> None:
-    assert expand_inputs([tree / "notes.md.jpg"]) == [str(tree / "notes.md.jpg")]
+    missing = tree / "notes.md.jpg"
+    assert expand_inputs([tree / "a.jpg", missing]) == [str(tree / "a.jpg"), str(missing)]
     assert expand_inputs([tree / "sub" / "data.csv"]) == [str(tree / "sub" / "data.csv")]
+
+
+def test_only_missing_inputs_is_a_usage_error(tree: Path) -> None:
+    with pytest.raises(IQAError, match="no images found in: .*imagse"):
+        expand_inputs([tree / "imagse"])
 
 
 def test_empty_list_file_among_other_inputs(tree: Path) -> None:
