@@ -63,3 +63,28 @@ def test_ray_equals_local(local_ray, tmp_path: Path) -> None:
     rerun = run_pipeline(again, inputs)
     assert [r.score for r in rerun] == [r.score for r in local]
     assert again.stats["views_scored"] == 0  # every result came from the driver's store
+
+
+def test_ray_reuses_what_the_store_has_and_counts_it(local_ray, tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 3)
+    store = tmp_path / "s.sqlite"
+    run_pipeline(Pipeline.from_recipe(_recipe(store, "local")), [tmp_path / "imgs"])
+    other = _recipe(store, "ray")
+    other["decode"] = "argmax"  # a new recipe over the same stored masks and view scores
+    pipeline = Pipeline.from_recipe(other)
+    results = run_pipeline(pipeline, [tmp_path / "imgs"])
+    assert all(r.error is None for r in results)
+    assert pipeline.stats["views_scored"] == 0 and pipeline.stats["views_cached"] == 3 * 4
+    again = Pipeline.from_recipe(other)
+    run_pipeline(again, [tmp_path / "imgs"])
+    assert again.stats["results_cached"] == 3
+
+
+def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
+    from iqa_core.errors import ModelUnavailable
+
+    write_images(tmp_path / "imgs", 1)
+    data = _recipe(tmp_path / "s.sqlite", "ray")
+    data["scorers"] = [{"name": "hf_vlm", "params": {"model": str(tmp_path / "no-such-model")}}]
+    with pytest.raises(ModelUnavailable, match="no-such-model"):
+        run_pipeline(Pipeline.from_recipe(data), [tmp_path / "imgs"])

@@ -8,6 +8,18 @@ class IQAError(Exception):
 
     exit_code = 2
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other constructor arguments; rebuild from the message, so the error
+        # crosses process boundaries (device workers, Ray) intact.
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[IQAError], message: str, state: dict[str, object]) -> IQAError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class RecipeError(IQAError):
     """A recipe that does not validate; the message reads ``FILE: field.path: message``."""

@@ -30,8 +30,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     """Files, folders (recursive, image suffixes), globs and list files -> paths, in order.
 
     A list file (.txt/.lst/.list) holds one path per line, relative to its folder.
-    A path that matches nothing is kept, so it becomes an error row, not a lost input;
-    but when no input exists at all, that is a usage error (a mistyped folder).
+    A path that matches nothing is kept, so it becomes an error row, not a lost input.
     Duplicates are dropped, first occurrence wins.
     """
     if isinstance(inputs, (str, Path)):  # one path, not an iterable of its characters
@@ -39,7 +38,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
     inputs = list(inputs)
     out: dict[str, None] = {}
     _expand(inputs, out)
-    if not out or not any(Path(p).exists() for p in out):
+    if not out:
         raise IQAError(f"no images found in: {', '.join(map(str, inputs)) or '(no inputs)'}")
     return list(out)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from .api import ImageResult
 from .errors import IQAError
 
 FORMATS = (".csv", ".jsonl", ".parquet")
+IMAGE_COLUMNS = ("path", "score", "n_regions", "error")  # scorer columns go after "score"
+REGION_COLUMNS = ("path", "region", "kind", "x0", "y0", "x1", "y1", "area")
 
 
 def image_row(result: ImageResult, labels: Sequence[str]) -> dict[str, Any]:
@@ -48,8 +51,15 @@ def region_rows(result: ImageResult, labels: Sequence[str]) -> list[dict[str, An
 
 
 def check_output_path(path: Path) -> None:
+    """Fail before any scoring if ``path`` cannot be written: a long run must not end in that."""
     if path.suffix.lower() not in FORMATS:
         raise IQAError(f"{path}: unsupported output format {path.suffix!r}; use one of {', '.join(FORMATS)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IQAError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+    if path.is_dir() or not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise IQAError(f"{path}: cannot write the output there")
 
 
 def write_results(
@@ -61,7 +71,18 @@ def write_results(
         _write_csv(images, sys.stdout)
         return []
     check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write(results, labels, images, path, details)
+    except OSError as exc:
+        raise IQAError(
+            f"{path}: cannot write the results: {exc.strerror or exc} (they are in the store: "
+            "rerun the same command with another -o, nothing is recomputed)"
+        ) from None
+
+
+def _write(
+    results: Sequence[ImageResult], labels: Sequence[str], images: list[dict[str, Any]], path: Path, details: bool
+) -> list[Path]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open("w", encoding="utf-8") as fh:
@@ -71,30 +92,34 @@ def write_results(
                 fh.write(json.dumps(row) + "\n")
         return [path]
     written = [path]
-    _write_table(images, path)
+    _write_table(images, [*IMAGE_COLUMNS[:2], *labels, *IMAGE_COLUMNS[2:]], path)
     if details:
         sibling = path.with_name(f"{path.stem}.regions{path.suffix}")
-        _write_table([row for r in results for row in region_rows(r, labels)], sibling)
+        regions = [row for r in results for row in region_rows(r, labels)]
+        _write_table(regions, [*REGION_COLUMNS, *labels], sibling)
         written.append(sibling)
     return written
 
 
-def _write_table(rows: list[dict[str, Any]], path: Path) -> None:
+def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """``columns`` name the header even when there are no rows (e.g. every image failed)."""
     if path.suffix.lower() == ".parquet":
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             raise IQAError("Parquet output needs pyarrow: pip install 'iqa[eval]'") from None
-        pq.write_table(pa.Table.from_pylist(rows), path)
+        table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns})
+        pq.write_table(table, path)
         return
     with path.open("w", newline="", encoding="utf-8") as fh:
-        _write_csv(rows, fh)
+        _write_csv(rows, fh, columns)
 
 
-def _write_csv(rows: list[dict[str, Any]], fh: IO[str]) -> None:
-    if not rows:
+def _write_csv(rows: list[dict[str, Any]], fh: IO[str], columns: list[str] | None = None) -> None:
+    columns = columns or (list(rows[0]) if rows else [])
+    if not columns:
         return
-    writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(fh, fieldnames=columns)
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)

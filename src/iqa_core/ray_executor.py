@@ -2,59 +2,99 @@
 
 Stage 1 actors hold the segmenter, stage 2 actors the scorers; on a GPU cluster
 each GPU hosts one of each (0.25 + 0.75 of the device), so segmentation of the
-next images overlaps scoring. Workers keep an in-memory store and return their
-rows; the driver writes them into the run's store, so a Ray run leaves the same
-rows a local run would, and a rerun (local or Ray) recomputes nothing.
+next images overlaps scoring. The driver sends each image's stored rows (masks,
+view scores from any recipe) along with its path, so workers recompute nothing
+the store already has; workers send back the rows they add, and the driver
+writes them into the run's store: a Ray run leaves the rows a local run would.
 Input paths must be readable on every node (a shared or mounted file system).
 """
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
+import pickle
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .api import ImageResult
 from .engine import Pipeline
-from .errors import IQAError
-from .images import read_image
+from .errors import ImageError, IQAError
+from .images import content_hash, read_image
 from .runner import worker_recipe
 from .store import Store
 
 
-class SegmentStage:
-    """Ray actor: read each image and run the segmenter once per image."""
+class _Stage(ABC):
+    """A Ray actor holding a pipeline with an in-memory store seeded per batch.
+
+    A user error (e.g. weights that cannot be loaded) travels back as data in the
+    ``fatal`` column: Ray Data would wrap a raised one into a long traceback.
+    """
 
     def __init__(self, recipe: dict[str, Any]) -> None:
         self.pipeline = Pipeline.from_recipe(recipe, Store(None))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        n = len(batch["path"])
+        fatal = next((str(c) for c in batch.get("fatal", []) if c), "")
+        if not fatal:
+            try:
+                for cell in batch["seed"]:
+                    if cell:
+                        self.pipeline.store.import_rows(json.loads(str(cell)))
+                return {**self.run(batch), "fatal": [""] * n}
+            except IQAError as exc:
+                fatal = pickle.dumps(exc).hex()
+        return {**self.empty(batch), "fatal": [fatal] * n}
+
+    @abstractmethod
+    def run(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        """This stage's work on one batch."""
+
+    @abstractmethod
+    def empty(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        """This stage's columns with nothing in them (after a user error)."""
+
+
+class SegmentStage(_Stage):
+    """Read each image and run the segmenter once per image (unless its masks are seeded)."""
+
+    def empty(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        paths = [str(p) for p in batch["path"]]
+        return {"path": paths, "seed": [""] * len(paths), "masks": [""] * len(paths)}
+
+    def run(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         masks = []
         for path in batch["path"]:
             try:
                 item = read_image(str(path), self.pipeline.recipe.runtime.max_pixels)
                 masks.append(json.dumps([item.content_hash, self.pipeline.segment(item)]))
-            except Exception:  # the scoring stage reads it again and records the error row
+            except ImageError:  # the scoring stage reads it again and records the error row
                 masks.append("")
-        return {"path": [str(p) for p in batch["path"]], "masks": masks}
+            except IQAError:  # e.g. the segmenter's weights: the run stops with this message
+                raise
+            except Exception:  # one image's failure: the scoring stage records it
+                masks.append("")
+        return {"path": [str(p) for p in batch["path"]], "seed": list(map(str, batch["seed"])), "masks": masks}
 
 
-class ScoreStage:
-    """Ray actor: score a batch of images, views of all of them batched together."""
+class ScoreStage(_Stage):
+    """Score a batch of images, the views of all of them batched together."""
 
-    def __init__(self, recipe: dict[str, Any]) -> None:
-        self.pipeline = Pipeline.from_recipe(recipe, Store(None))
+    def empty(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        return {"result": [""] * len(batch["path"]), "payload": [""] * len(batch["path"])}
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    def run(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         pipeline = self.pipeline
-        if "masks" in batch:
-            seg_key = pipeline.segmenter.cache_key()
-            for cell in batch["masks"]:
-                if cell:
-                    digest, rles = json.loads(str(cell))
-                    pipeline.store.put_masks(digest, seg_key, rles)
+        seg_key = pipeline.segmenter.cache_key()
+        for cell in batch.get("masks", []):
+            if cell:
+                digest, rles = json.loads(str(cell))
+                pipeline.store.put_masks(digest, seg_key, rles)
         results = pipeline.score_many([str(p) for p in batch["path"]])
         rows = pipeline.store.export_rows([r.content_hash for r in results if r.content_hash])
         payload = json.dumps({"rows": rows, "stats": dict(pipeline.stats)})
@@ -71,8 +111,21 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
         import ray
     except ImportError:
         raise IQAError("executor 'ray' needs Ray: pip install 'iqa[ray]'") from None
-    done = {p: r for p in paths if (r := pipeline.cached_result(p)) is not None}
-    pending = [p for p in paths if p not in done]
+    done: dict[str, ImageResult] = {}
+    pending: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            digest = content_hash(Path(path).read_bytes())
+        except OSError:  # unreadable: the worker records the error row
+            pending.append({"path": path, "seed": ""})
+            continue
+        cached = pipeline.store.get_result(pipeline.key, digest)
+        if cached is not None:
+            done[path] = ImageResult.from_dict({**cached, "path": path, "content_hash": digest})
+            continue
+        pending.append({"path": path, "seed": json.dumps(pipeline.store.export_rows([digest]))})
+    pipeline.stats["results_cached"] += len(done)
+    pipeline.stats["images"] += len(done)
     if not pending:
         return done
     runtime = pipeline.recipe.runtime
@@ -80,21 +133,22 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
         ray.init(address=runtime.ray_address, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = progress
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    pools = max(gpus, 1)
+    actors = runtime.ray_actors or max(gpus, 1)
     recipe = worker_recipe(pipeline, None)
     recipe["runtime"]["store"] = None
-    chunk = runtime.chunk_images
-    ds = ray.data.from_items([{"path": p} for p in pending])
+    ds = ray.data.from_items(pending)
     if pipeline.segments:
         ds = ds.map_batches(
-            SegmentStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=chunk,
-            concurrency=pools, num_gpus=0.25 if gpus else 0,
+            SegmentStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=runtime.chunk_images,
+            concurrency=actors, num_gpus=0.25 if gpus else 0,
         )
     ds = ds.map_batches(
-        ScoreStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=chunk,
-        concurrency=pools, num_gpus=0.75 if gpus else 0,
+        ScoreStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=runtime.chunk_images,
+        concurrency=actors, num_gpus=0.75 if gpus else 0,
     )
     for row in ds.iter_rows():
+        if row["fatal"]:
+            raise pickle.loads(bytes.fromhex(row["fatal"]))
         if row["payload"]:
             payload = json.loads(row["payload"])
             pipeline.store.import_rows(payload["rows"])

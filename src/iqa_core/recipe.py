@@ -23,7 +23,10 @@ from .errors import IQAError, RecipeError
 from .images import DEFAULT_MAX_PIXELS
 
 
-RESERVED_LABELS = frozenset({"path", "score", "n_regions", "error", "region", "kind", "area"})
+# output columns (outputs.py) a scorer label must not overwrite
+RESERVED_LABELS = frozenset(
+    {"path", "score", "n_regions", "error", "region", "regions", "kind", "area", "x0", "y0", "x1", "y1"}
+)
 
 
 class _Model(BaseModel):
@@ -65,7 +68,8 @@ class RuntimeSpec(_Model):
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     executor: Literal["local", "ray"] = "local"
     devices: list[str] | None = Field(None, description="one worker per device, e.g. [cuda:0, cuda:1]")
-    ray_address: str | None = None
+    ray_address: str | None = Field(None, description="an existing cluster; default: start a local one")
+    ray_actors: int | None = Field(None, ge=1, description="actors per stage; default: one per GPU, or 1")
 
 
 class Recipe(_Model):

@@ -8,8 +8,8 @@ the driver, which writes them, since cluster nodes share no disk.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,16 @@ from .images import expand_inputs
 
 
 def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
-    """Score ``inputs`` with the recipe's executor; results in input order, errors as rows."""
+    """Score ``inputs`` with the recipe's executor; results in input order, errors as rows.
+
+    Inputs none of which exist are a usage error (a mistyped folder); otherwise each
+    missing one becomes an error row.
+    """
     runtime = pipeline.recipe.runtime
+    inputs = list(inputs)
     paths = expand_inputs(inputs)
+    if not any(Path(p).exists() for p in paths):
+        raise IQAError(f"no images found in: {', '.join(map(str, inputs))}")
     if runtime.executor == "ray":
         from .ray_executor import run_on_ray
 
@@ -32,9 +39,12 @@ def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: boo
     if len(devices) > 1:
         by_path = _run_per_device(pipeline, paths, devices)
         return [by_path[p] for p in paths]
-    if devices:
-        pipeline = Pipeline.from_recipe(worker_recipe(pipeline, devices[0]), pipeline.store)
-    return pipeline.score_many(paths, progress=progress)
+    if not devices:
+        return pipeline.score_many(paths, progress=progress)
+    placed = Pipeline.from_recipe(worker_recipe(pipeline, devices[0]), pipeline.store)
+    results = placed.score_many(paths, progress=progress)
+    pipeline.stats.update(placed.stats)
+    return results
 
 
 def worker_recipe(pipeline: Pipeline, device: str | None) -> dict[str, Any]:
@@ -51,22 +61,31 @@ def worker_recipe(pipeline: Pipeline, device: str | None) -> dict[str, Any]:
 
 
 def _run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[str]) -> dict[str, ImageResult]:
-    """One process per device, each scoring an interleaved share into the shared store file."""
+    """One process per device, each scoring an interleaved share into the shared store file.
+
+    Workers ignore SIGINT; on Ctrl-C the parent terminates them, so nothing hangs. A
+    worker's user error (e.g. an unavailable model) is raised here as that error.
+    """
     store_path = pipeline.recipe.runtime.store
     if store_path is None:
         raise IQAError("runtime.devices lists several devices: that needs a store file (runtime.store)")
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(len(devices), mp_context=context) as pool:
+    pool = context.Pool(len(devices), initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
         jobs = [
-            pool.submit(_device_worker, worker_recipe(pipeline, dev), store_path, list(paths[i :: len(devices)]))
+            pool.apply_async(_device_worker, (worker_recipe(pipeline, dev), store_path, list(paths[i :: len(devices)])))
             for i, dev in enumerate(devices)
         ]
         by_path = {}
         for job in jobs:
-            rows, stats = job.result()
+            rows, stats = job.get()
             pipeline.stats.update(stats)
             by_path.update((r["path"], ImageResult.from_dict(r)) for r in rows)
+        pool.close()
         return by_path
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _device_worker(

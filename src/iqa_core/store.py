@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .api import LevelProbs
+from .errors import IQAError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS masks (
@@ -43,13 +44,16 @@ class Store:
 
     def __init__(self, path: str | Path | None = None) -> None:
         target = ":memory:" if path is None else str(path)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = target
-        self.db = sqlite3.connect(target, timeout=60.0, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(target, timeout=60.0, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise IQAError(f"{target}: cannot open the store: {exc}") from None
 
     def close(self) -> None:
         self.db.close()

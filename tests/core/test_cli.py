@@ -144,6 +144,25 @@ def test_unusable_inputs_and_output_exit_2(tmp_path: Path, recipe_file: Path, im
     assert res.exit_code == 2 and "not found" in res.output
 
 
+def test_unwritable_output_or_store_fail_before_any_scoring(
+    tmp_path: Path, recipe_file: Path, images: Path, test_plugins: Recorder
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    res = invoke("run", "--recipe", recipe_file, images, "-o", tmp_path / "file" / "out.csv")
+    assert res.exit_code == 2 and "out.csv: cannot create its folder" in res.stderr
+    res = invoke("run", "--recipe", recipe_file, images, "-o", tmp_path / "out.csv", "--store", tmp_path / "file")
+    assert res.exit_code == 2 and "cannot open the store" in res.stderr
+    assert test_plugins.views == []  # nothing was scored
+
+
+def test_every_image_failing_still_writes_headers(tmp_path: Path, recipe_file: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"")
+    res = invoke("run", "--recipe", recipe_file, tmp_path / "bad", "-o", tmp_path / "o.csv", "--details")
+    assert res.exit_code == 1
+    assert (tmp_path / "o.regions.csv").read_text().startswith("path,region,kind,x0,y0,x1,y1,area,test_brightness")
+
+
 def test_validate(tmp_path: Path, recipe_file: Path, test_plugins: Recorder) -> None:
     res = invoke("validate", recipe_file)
     assert res.exit_code == 0 and f"{recipe_file}: ok" in res.output

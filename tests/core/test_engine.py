@@ -371,6 +371,33 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
     assert len(result_rows(tmp_path / "s.sqlite")) == 5
 
 
+def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, test_plugins: Recorder) -> None:
+    from iqa_core.errors import ModelUnavailable
+    from iqa_core.runner import run_pipeline
+
+    (image,) = write_images(tmp_path / "imgs", 1)
+    data = recipe(tmp_path / "s.sqlite", segmenter={"name": "helpers:QuadrantSegmenter"},
+                  scorers=[{"name": "helpers:BrightnessScorer"}])
+    data["runtime"]["devices"] = ["cpu", "cpu"]
+    # the second worker's whole share is a missing file: an error row, not a failed run
+    results = run_pipeline(load_recipe(data), [image, tmp_path / "missing.png"])
+    assert results[0].error is None and "file not found" in results[1].error
+    data["scorers"] = [{"name": "hf_vlm", "params": {"model": str(tmp_path / "no-such-model")}}]
+    with pytest.raises(ModelUnavailable, match="no-such-model"):
+        run_pipeline(load_recipe(data), [tmp_path / "imgs"])
+
+
+def test_one_device_counts_its_work(tmp_path: Path, test_plugins: Recorder) -> None:
+    from iqa_core.runner import run_pipeline
+
+    write_images(tmp_path / "imgs", 2)
+    data = recipe(None)
+    data["runtime"]["devices"] = ["cpu"]
+    pipe = load_recipe(data)
+    run_pipeline(pipe, [tmp_path / "imgs"])
+    assert pipe.stats["views_scored"] == 8 and pipe.stats["scorer_calls"] > 0
+
+
 class _Unnormalised(BrightnessScorer):
     def score(self, views, standard):
         levels = super().score(views, standard)

@@ -220,9 +220,14 @@ def test_explicit_file_and_missing_path_are_kept(tree: Path) -> None:
     assert expand_inputs([tree / "sub" / "data.csv"]) == [str(tree / "sub" / "data.csv")]
 
 
-def test_only_missing_inputs_is_a_usage_error(tree: Path) -> None:
+def test_only_missing_inputs_is_a_usage_error_for_a_run(tree: Path) -> None:
+    from iqa_core.engine import Pipeline
+    from iqa_core.runner import run_pipeline
+
+    assert expand_inputs([tree / "imagse"]) == [str(tree / "imagse")]  # a worker's shard: an error row
+    pipeline = Pipeline.from_recipe({"scorers": [{"name": "clip_iqa"}], "runtime": {"store": None}})
     with pytest.raises(IQAError, match="no images found in: .*imagse"):
-        expand_inputs([tree / "imagse"])
+        run_pipeline(pipeline, [tree / "imagse"])
 
 
 def test_empty_list_file_among_other_inputs(tree: Path) -> None:
