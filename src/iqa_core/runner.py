@@ -69,6 +69,7 @@ def _run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[
     store_path = pipeline.recipe.runtime.store
     if store_path is None:
         raise IQAError("runtime.devices lists several devices: that needs a store file (runtime.store)")
+    _ = pipeline.store  # the file, its schema and WAL mode, made once before the workers race
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
     pool = context.Pool(len(devices), initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     try:

@@ -49,7 +49,14 @@ class Store:
             if path is not None:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(target, timeout=60.0, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            for attempt in range(50):  # switching to WAL ignores the busy timeout: retry
+                try:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.1)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
