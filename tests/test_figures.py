@@ -87,9 +87,11 @@ def test_report(tmp_path):
 
 
 def test_render_text_aligns_columns():
-    lines = render_text(ROWS).splitlines()
-    assert len(lines) == 3 and len({len(line) for line in lines}) == 1
-    assert lines[1].split() == ["llm_iqa", "0.864", "0.875", "0.907", "–"]
+    main, every = (block.splitlines() for block in render_text(ROWS).split("\n\n"))
+    assert len(main) == 3 and len({len(line) for line in main}) == 1
+    assert main[1].split() == ["llm_iqa", "0.864", "0.875", "0.907", "–"]
+    assert every[0].split()[:4] == ["recipe", "dataset", "n", "n_failed"]
+    assert len(every) == 1 + len(ROWS) and len({len(line) for line in every}) == 1
 
 
 def test_scatter_rejects_constant_scores(tmp_path):

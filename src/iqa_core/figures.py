@@ -84,13 +84,11 @@ def scatter_with_marginals(
 def _decode_mask(rle: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
     """Boolean (H, W) mask at image ``size`` = (width, height) from a COCO RLE at working size."""
     from PIL import Image
-    from pycocotools import mask as mask_utils
 
-    if isinstance(rle["counts"], list):  # uncompressed RLE
-        rle = mask_utils.frPyObjects(rle, *rle["size"])
-    small = mask_utils.decode(rle).astype(bool)
-    resized = Image.fromarray(small).resize(size, Image.Resampling.NEAREST)
-    return np.asarray(resized, dtype=bool)
+    from .regions import decode_rle
+
+    small = Image.fromarray(decode_rle(rle))
+    return np.asarray(small.resize(size, Image.Resampling.NEAREST), dtype=bool)
 
 
 def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels: int = 8) -> list[Path]:
@@ -106,11 +104,10 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
     from matplotlib.figure import Figure
     from PIL import Image
 
-    if isinstance(image, Image.Image):
-        img = image.convert("RGB")
-    else:
-        with Image.open(image) as f:
-            img = f.convert("RGB")
+    from .images import read_image, to_rgb
+
+    # read as the engine reads (EXIF orientation applied): boxes and masks are in those coordinates
+    img = to_rgb(image) if isinstance(image, Image.Image) else read_image(image).image
     w, h = img.size
     pixels = np.asarray(img)
     local = sorted((r for r in result.regions if r.region.kind != "global"), key=lambda r: -r.region.area)

@@ -39,8 +39,11 @@ def _fmt(value: Any) -> str:
 
 
 def render_text(rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS) -> str:
-    """The table as aligned plain text for the terminal."""
-    lines = table(rows, metrics)
+    """The paper-style table and every metric per evaluation, as aligned text for the terminal."""
+    return _aligned(table(rows, metrics)) + "\n\n" + _aligned(details(rows))
+
+
+def _aligned(lines: list[list[str]]) -> str:
     widths = [max(map(len, column)) for column in zip(*lines, strict=True)]
     out = []
     for first, *rest in lines:
@@ -50,16 +53,31 @@ def render_text(rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS) -> 
     return "\n".join(out)
 
 
-def render_markdown(
-    rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS, figures: Sequence[str] = ()
-) -> str:
-    """The table in Markdown, then figures (PNG embedded, other files linked)."""
-    header, *body = table(rows, metrics)
-    lines = [
+DETAIL_COLUMNS = ("recipe", "dataset", "n", "n_failed", "srcc", "plcc", "plcc_fitted", "krcc", "rmse_fitted")
+
+
+def details(rows: Sequence[Row]) -> list[list[str]]:
+    """One line per (recipe, dataset) with every metric, for the report below the main table."""
+    return [list(DETAIL_COLUMNS)] + [[_fmt(r.get(c)) for c in DETAIL_COLUMNS] for r in rows]
+
+
+def _markdown_table(lines: list[list[str]]) -> list[str]:
+    header, *body = lines
+    return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|",
         *("| " + " | ".join(line) + " |" for line in body),
     ]
+
+
+def render_markdown(
+    rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS, figures: Sequence[str] = ()
+) -> str:
+    """The paper-style table, every metric per evaluation, then figures (PNG embedded)."""
+    lines = _markdown_table(table(rows, metrics))
+    lines += ["", "## All metrics", "", *_markdown_table(details(rows))]
+    lines += ["", "n_failed images have no score and are left out of the correlations; "
+              "plcc_fitted and rmse_fitted are after the 4-parameter logistic fit."]
     if figures:
         lines += ["", "## Figures", ""]
         for f in figures:
