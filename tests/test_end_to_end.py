@@ -48,8 +48,9 @@ PERMISSIVE = {
 }
 LABELS = ("janus", "qwen2_vl")
 SUMMARY = re.compile(
-    r"(\d+) of (\d+) images scored \((\d+) from the store\), (\d+) failed; "
-    r"(\d+) views scored in (\d+) scorer calls"
+    r"(?P<scored>\d+) of (?P<total>\d+) images scored, (?P<failed>\d+) failed; "
+    r"(?P<cached>\d+) results and \d+ view scores came from the store, "
+    r"(?P<views>\d+) views scored in (?P<calls>\d+) scorer calls"
 )
 
 
@@ -117,7 +118,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def _summary(stderr: str) -> tuple[int, ...]:
     match = SUMMARY.search(stderr)
     assert match, stderr
-    return tuple(int(x) for x in match.groups())
+    return tuple(int(match[name]) for name in ("scored", "total", "cached", "failed", "views", "calls"))
 
 
 @pytest.fixture(scope="module")

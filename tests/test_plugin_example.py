@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iqa-sharpness"
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pip-install the example (no deps, no isolation) into a private target on sys.path."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("example") / EXAMPLE.name  # setuptools writes build/ beside it
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
+         "--target", str(target), str(source)],
         check=True,
     )
     sys.path.insert(0, str(target))

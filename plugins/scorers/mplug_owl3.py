@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import model_validator
+
 from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer
 
 from iqa_core.api import Standard, View
-from iqa_core.errors import IQAError
 
 if TYPE_CHECKING:
     import torch
@@ -60,14 +61,16 @@ class MPlugOwl3Scorer(MLLMScorer):
         model: str = "mPLUG/mPLUG-Owl3-7B-240728"
         trust_remote_code: bool = False
 
-    def load(self, standard: Standard) -> None:
-        if not self.params.trust_remote_code:
-            raise IQAError(
-                f"{self.params.model!r} is only available as remote code: loading it runs Python "
-                "files from its Hub repository on this machine. Set `trust_remote_code: true` in "
-                "this scorer's params to opt in."
-            )
-        super().load(standard)
+        @model_validator(mode="after")
+        def _opted_in(self) -> MPlugOwl3Scorer.Params:
+            """Checked with the recipe (``iqa validate``), before any run starts."""
+            if not self.trust_remote_code:
+                raise ValueError(
+                    f"{self.model!r} is only available as remote code: loading it runs Python "
+                    "files from its Hub repository on this machine. Set `trust_remote_code: true` "
+                    "in this scorer's params to opt in."
+                )
+            return self
 
     def model_kwargs(self) -> dict[str, Any]:
         # The model card supports only sdpa or flash_attention_2, on every device.

@@ -72,9 +72,9 @@ def run(
     failed = [r for r in results if r.error is not None]
     stats = pipeline.stats
     summary = (
-        f"{len(results) - len(failed)} of {len(results)} images scored "
-        f"({stats['results_cached']} from the store), {len(failed)} failed; "
-        f"{stats['views_scored']} views scored in {stats['scorer_calls']} scorer calls"
+        f"{len(results) - len(failed)} of {len(results)} images scored, {len(failed)} failed; "
+        f"{stats['results_cached']} results and {stats['views_cached']} view scores came from the "
+        f"store, {stats['views_scored']} views scored in {stats['scorer_calls']} scorer calls"
     )
     if written:
         summary += f"; wrote {', '.join(map(str, written))}"

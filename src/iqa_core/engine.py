@@ -270,18 +270,31 @@ class Pipeline:
         batches = [pending[i : i + step] for i in range(0, len(pending), step)]
         failed: dict[ViewKey, str] = {}
 
-        def prepare(keys: list[ViewKey]) -> tuple[list[View], Any]:
-            views = [self._view(*wanted[k], k) for k in keys]
+        def views_of(keys: list[ViewKey]) -> tuple[list[ViewKey], list[View]]:
+            """The views that can be cut; a view that cannot fails its image."""
+            kept, views = [], []
+            for k in keys:
+                try:
+                    views.append(self._view(*wanted[k], k))
+                    kept.append(k)
+                except Exception as exc:
+                    failed[k] = _describe("cutting a view", exc)
+            return kept, views
+
+        def prepare(keys: list[ViewKey]) -> tuple[list[ViewKey], list[View], Any]:
+            keys, views = views_of(keys)
             try:
-                return views, scorer.prepare(views, std)
+                return keys, views, scorer.prepare(views, std)
             except Exception:  # retried in the main thread, view by view, to find the bad one
-                return views, None
+                return keys, views, None
 
         with ThreadPoolExecutor(1) as pool:  # prepare batch i + 1 while batch i runs
             ahead = pool.submit(prepare, batches[0]) if batches else None
-            for i, keys in enumerate(batches):
-                views, prepared = ahead.result()  # type: ignore[union-attr]
+            for i in range(len(batches)):
+                keys, views, prepared = ahead.result()  # type: ignore[union-attr]
                 ahead = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
+                if not keys:
+                    continue
                 for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, failed, prepared):
                     self.store.put_levels(sub_keys, levels)
                     for j, key in enumerate(sub_keys):

@@ -93,6 +93,9 @@ def content_hash(data: bytes) -> str:
 
 
 def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and max_pixels > 2 * limit:  # PIL refuses at twice its limit; ours governs
+        Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
     try:
         with warnings.catch_warnings():
             # PIL warns above MAX_IMAGE_PIXELS (half its own error threshold): ``max_pixels``

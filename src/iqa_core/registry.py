@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from .api import COMPONENT_KINDS, Component
-from .errors import PluginNotFound
+from .errors import IQAError, PluginNotFound
 
 KINDS: tuple[str, ...] = tuple(COMPONENT_KINDS)
 
@@ -43,7 +43,7 @@ class Entry:
 _in_process: dict[str, dict[str, type[Component]]] = {kind: {} for kind in KINDS}
 
 
-class DuplicatePlugin(PluginNotFound):
+class DuplicatePlugin(IQAError):
     """Two distributions register one name: which one runs would be an accident."""
 
 

@@ -65,7 +65,7 @@ def test_run_to_csv_with_details(tmp_path: Path, recipe_file: Path, images: Path
     n = len(test_plugins.views)
     res = invoke("run", "--recipe", recipe_file, images, "-o", out)
     assert res.exit_code == 0 and len(test_plugins.views) == n
-    assert "(3 from the store)" in res.stderr and "0 views scored in 0 scorer calls" in res.stderr
+    assert "3 results and 0 view scores came from the store, 0 views scored in 0 scorer calls" in res.stderr
 
 
 def test_run_to_jsonl_and_parquet(tmp_path: Path, recipe_file: Path, images: Path) -> None:

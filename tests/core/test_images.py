@@ -146,6 +146,17 @@ def test_default_pixel_limit_is_the_documented_one(tmp_path: Path) -> None:
         read_image(path)
 
 
+def test_a_raised_pixel_limit_overrides_pils(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored afterwards
+    path = tmp_path / "huge.png"
+    png_header_only(path, 20_000, 10_000)  # 2e8 pixels: above PIL's own refusal threshold
+    with pytest.raises(ImageError) as info:
+        read_image(path, max_pixels=300_000_000)
+    assert str(info.value).startswith(f"{path}: truncated or corrupt")  # decoded, not refused
+
+
 def test_unexpected_decoder_failures_are_image_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PIL raises more than OSError on hostile files (struct.error, IndexError, ...)."""
     path = tmp_path / "odd.png"

@@ -218,10 +218,13 @@ def test_missing_local_path_is_model_unavailable(path):
 
 
 def test_mplug_needs_explicit_remote_code_opt_in():
-    with pytest.raises(IQAError, match="trust_remote_code: true") as err:
-        MPlugOwl3Scorer().load(STD)
-    assert not isinstance(err.value, ModelUnavailable)
-    assert "mPLUG/mPLUG-Owl3-7B-240728" in str(err.value)
+    from iqa_core.errors import RecipeError
+    from iqa_core.recipe import resolve
+
+    with pytest.raises(ValueError, match="trust_remote_code: true"):
+        MPlugOwl3Scorer()
+    with pytest.raises(RecipeError, match=r"<recipe>: scorers\[0\]\.params: 'mPLUG/mPLUG-Owl3-7B-240728' is only"):
+        resolve({"scorers": [{"name": "mplug_owl3"}]})  # at validation, before any run
 
 
 def test_mplug_missing_path_is_model_unavailable():
