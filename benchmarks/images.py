@@ -44,8 +44,9 @@ def textured_image(width: int, height: int, seed: int = 0, shapes: int = 12) -> 
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + grain, 0, 255).astype(np.uint8))
 
 
-def write_images(directory: str | Path, sizes: list[tuple[int, int]], per_size: int,
-                 seed: int = 0) -> dict[tuple[int, int], list[Path]]:
+def write_images(
+    directory: str | Path, sizes: list[tuple[int, int]], per_size: int, seed: int = 0
+) -> dict[tuple[int, int], list[Path]]:
     """``per_size`` JPEGs of each (width, height) in ``directory``; paths by size."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

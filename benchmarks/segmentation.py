@@ -48,10 +48,12 @@ def timed_segment(seg: Any, image: np.ndarray, cuda: bool) -> tuple[list[np.ndar
         sync()
         model_s[0] += time.perf_counter() - stamps.pop()
 
-    handles = [gen.predictor.model.sam_mask_decoder.register_forward_pre_hook(pre),
-               gen.predictor.model.sam_mask_decoder.register_forward_hook(post),
-               gen.predictor.model.image_encoder.register_forward_pre_hook(pre),
-               gen.predictor.model.image_encoder.register_forward_hook(post)]
+    handles = [
+        gen.predictor.model.sam_mask_decoder.register_forward_pre_hook(pre),
+        gen.predictor.model.sam_mask_decoder.register_forward_hook(post),
+        gen.predictor.model.image_encoder.register_forward_pre_hook(pre),
+        gen.predictor.model.image_encoder.register_forward_hook(post),
+    ]
     try:
         sync()
         t = time.perf_counter()
@@ -88,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         files = build_random_sam2(work / arch, SAM2_CONFIGS[arch])
         for setting in args.settings.split(","):
             params = {**files, **SETTINGS[setting], "device": args.device}
-            segs = {"plugin": SAM2Segmenter(params),
-                    "stock": SAM2Segmenter({**params, "fast_postprocess": False})}
+            segs = {"plugin": SAM2Segmenter(params), "stock": SAM2Segmenter({**params, "fast_postprocess": False})}
             for seg in segs.values():
                 seg.load()
             for size, image in images.items():
@@ -107,14 +108,21 @@ def main(argv: list[str] | None = None) -> int:
                     row[f"{name}_post_s"] = best[0] - best[1]
                     row[f"{name}_masks"] = len(masks)
                 row["identical"] = len(out["plugin"]) == len(out["stock"]) and all(
-                    np.array_equal(a, b) for a, b in zip(out["plugin"], out["stock"]))
+                    np.array_equal(a, b) for a, b in zip(out["plugin"], out["stock"])
+                )
                 rows.append(row)
-                print(f"{arch:6} {setting:10} {size:>10}  plugin {row['plugin_s']:.3f} s "
-                      f"(post {row['plugin_post_s']:.3f})  stock {row['stock_s']:.3f} s "
-                      f"(post {row['stock_post_s']:.3f})  masks {row['plugin_masks']}/"
-                      f"{row['stock_masks']} identical={row['identical']}", flush=True)
-    result = {"device": torch.cuda.get_device_name() if cuda else "cpu",
-              "torch_threads": torch.get_num_threads(), "rows": rows}
+                print(
+                    f"{arch:6} {setting:10} {size:>10}  plugin {row['plugin_s']:.3f} s "
+                    f"(post {row['plugin_post_s']:.3f})  stock {row['stock_s']:.3f} s "
+                    f"(post {row['stock_post_s']:.3f})  masks {row['plugin_masks']}/"
+                    f"{row['stock_masks']} identical={row['identical']}",
+                    flush=True,
+                )
+    result = {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

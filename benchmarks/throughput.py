@@ -120,8 +120,14 @@ def load_rgb(path: Path) -> np.ndarray:
 # ------------------------------------------------------------------------------------ stages
 
 
-def time_segmentation(seg_params: dict[str, Any], images: dict[tuple[int, int], list[Path]],
-                      device: str, cuda: bool, mem: Memory, permissive: bool) -> dict[str, Any]:
+def time_segmentation(
+    seg_params: dict[str, Any],
+    images: dict[tuple[int, int], list[Path]],
+    device: str,
+    cuda: bool,
+    mem: Memory,
+    permissive: bool,
+) -> dict[str, Any]:
     """s/image of the plugin's path and of the package's stock path, per input size."""
     from iqa_plugins.segmenters.sam2 import SAM2Segmenter
 
@@ -182,8 +188,9 @@ def encode(scorer: Any, views: list[Any], standard: Any) -> Any:
     return scorer.prepare(views, standard).to(scorer.device, dtype=scorer.dtype)
 
 
-def time_scoring(scorer: Any, standard: Any, views: list[Any], cuda: bool, mem: Memory,
-                 peak_tflops: float | None, naive_views: int) -> dict[str, Any]:
+def time_scoring(
+    scorer: Any, standard: Any, views: list[Any], cuda: bool, mem: Memory, peak_tflops: float | None, naive_views: int
+) -> dict[str, Any]:
     """Batched scorer forward vs a per-view generate(max_new_tokens=1) loop."""
     import torch
 
@@ -192,7 +199,7 @@ def time_scoring(scorer: Any, standard: Any, views: list[Any], cuda: bool, mem: 
     mem.start()
     with Timer(cuda) as t:
         for start in range(0, len(views), batch):
-            scorer.score(views[start:start + batch], standard)
+            scorer.score(views[start : start + batch], standard)
     mem.stop("scoring")
     per_view = t.s / len(views)
 
@@ -209,13 +216,11 @@ def time_scoring(scorer: Any, standard: Any, views: list[Any], cuda: bool, mem: 
     pad = scorer.tokenizer.pad_token_id
     subset = views[: max(1, naive_views)]
     with torch.inference_mode():
-        model.generate(**encode(scorer, subset[:1], standard), max_new_tokens=1, do_sample=False,
-                       pad_token_id=pad)
+        model.generate(**encode(scorer, subset[:1], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
         mem.start()
         with Timer(cuda) as tn:
             for view in subset:
-                model.generate(**encode(scorer, [view], standard), max_new_tokens=1,
-                               do_sample=False, pad_token_id=pad)
+                model.generate(**encode(scorer, [view], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
         mem.stop("naive")
     naive_per_view = tn.s / len(subset)
     fraction = None
@@ -238,8 +243,9 @@ def time_scoring(scorer: Any, standard: Any, views: list[Any], cuda: bool, mem: 
     }
 
 
-def naive_end_to_end(stock_seg: Any, scorer: Any, standard: Any, regions_spec: Any,
-                     paths: list[Path], cuda: bool, mem: Memory) -> dict[str, Any]:
+def naive_end_to_end(
+    stock_seg: Any, scorer: Any, standard: Any, regions_spec: Any, paths: list[Path], cuda: bool, mem: Memory
+) -> dict[str, Any]:
     """One image at a time: decode, stock SAM2, Algorithm 1, one generate per view."""
     import torch
     from PIL import Image
@@ -255,21 +261,26 @@ def naive_end_to_end(stock_seg: Any, scorer: Any, standard: Any, regions_spec: A
             with Image.open(path) as im:
                 image = im.convert("RGB")
             masks = stock_seg.segment(np.asarray(image))
-            regions = build_regions(masks, image.size, regions_spec.min_area,
-                                    regions_spec.complement)
+            regions = build_regions(masks, image.size, regions_spec.min_area, regions_spec.complement)
             for region in regions:
                 mode = "whole" if region.kind == "global" else "bbox"
                 view = View(crop_view(image, region, mode, regions_spec.min_view_side), key="")
                 try:  # the processor bug above: the product fails such a view too
-                    model.generate(**encode(scorer, [view], standard), max_new_tokens=1,
-                                   do_sample=False, pad_token_id=pad)
+                    model.generate(
+                        **encode(scorer, [view], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad
+                    )
                 except Exception:
                     failed += 1
                     continue
                 views_done += 1
     mem.stop("naive")
-    return {"images": len(paths), "images_per_s": len(paths) / t.s,
-            "views_per_image": views_done / len(paths), "failed_views": failed, "s": t.s}
+    return {
+        "images": len(paths),
+        "images_per_s": len(paths) / t.s,
+        "views_per_image": views_done / len(paths),
+        "failed_views": failed,
+        "s": t.s,
+    }
 
 
 def pipeline_end_to_end(pipe: Any, paths: list[Path], cuda: bool, mem: Memory) -> dict[str, Any]:
@@ -280,9 +291,15 @@ def pipeline_end_to_end(pipe: Any, paths: list[Path], cuda: bool, mem: Memory) -
     mem.stop("end_to_end")
     errors = [r.error for r in results if r.error]
     views = pipe.stats["views_scored"] - before.get("views_scored", 0)
-    return {"images": len(paths), "images_per_s": len(paths) / t.s,
-            "views_per_image": views / len(paths), "views_per_s": views / t.s, "s": t.s,
-            "failed_images": len(errors), "errors": sorted(set(errors))[:3]}
+    return {
+        "images": len(paths),
+        "images_per_s": len(paths) / t.s,
+        "views_per_image": views / len(paths),
+        "views_per_s": views / t.s,
+        "s": t.s,
+        "failed_images": len(errors),
+        "errors": sorted(set(errors))[:3],
+    }
 
 
 # ------------------------------------------------------------------------------------- main
@@ -335,16 +352,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     batch = args.batch_size or (8 if tiny else 32)
     recipe = {
         "segmenter": {"name": "sam2", "params": {**seg_params, "device": device}},
-        "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"],
-                    "min_view_side": 32},
+        "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"], "min_view_side": 32},
         "standard": {"name": "word", "params": {"levels": 7}},
-        "scorers": [{"name": "janus_pro",
-                     "params": {"model": str(vlm_dir), "device": device, "batch_size": batch}}],
+        "scorers": [{"name": "janus_pro", "params": {"model": str(vlm_dir), "device": device, "batch_size": batch}}],
         "decode": "argmax",
         "aggregate": {"name": "mix_grained", "params": {"lam": 1.0, "local": "area"}},
         "ensemble": {"name": "ensemble"},
-        "runtime": {"store": str(work / "store.sqlite"), "chunk_images": args.chunk_images,
-                    "workers": args.workers},
+        "runtime": {"store": str(work / "store.sqlite"), "chunk_images": args.chunk_images, "workers": args.workers},
     }
     images = write_images(work / "images", sizes, n + 1, seed=args.seed)
     stage_images = {s: p[1:] for s, p in images.items()}
@@ -366,29 +380,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "mode": "tiny" if tiny else "full",
         "device": torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or platform.machine()})",
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
         "models": {
             "segmenter": {"arch": seg_arch, "max_side": args.max_side},
-            "vlm": {"arch": vlm_arch, "params": sum(p.numel() for p in scorer.model.parameters()),
-                    "lm_params": language_model_params(scorer.model),
-                    "dtype": str(next(scorer.model.parameters()).dtype)},
+            "vlm": {
+                "arch": vlm_arch,
+                "params": sum(p.numel() for p in scorer.model.parameters()),
+                "lm_params": language_model_params(scorer.model),
+                "dtype": str(next(scorer.model.parameters()).dtype),
+            },
         },
-        "settings": {"images_per_size": n, "sizes": [label(s) for s in sizes],
-                     "batch_size": batch, "chunk_images": args.chunk_images,
-                     "workers": args.workers},
+        "settings": {
+            "images_per_size": n,
+            "sizes": [label(s) for s in sizes],
+            "batch_size": batch,
+            "chunk_images": args.chunk_images,
+            "workers": args.workers,
+        },
         "peak_tflops": peak,
         "build_s": build_s,
         "load_s": load_s,
     }
 
     # ---- segmentation stage
-    result["segmentation"] = time_segmentation(seg_params, stage_images, device, cuda, mem,
-                                               args.seg_permissive)
+    result["segmentation"] = time_segmentation(seg_params, stage_images, device, cuda, mem, args.seg_permissive)
     # ---- scoring stage (views from the first size)
     views = sample_views(stage_images[sizes[0]], per_image=8)
-    result["scoring"] = time_scoring(scorer, standard, views, cuda, mem, peak,
-                                     args.naive_views or (8 if tiny else 32))
+    result["scoring"] = time_scoring(scorer, standard, views, cuda, mem, peak, args.naive_views or (8 if tiny else 32))
 
     # ---- end to end, product vs naive
     pipe.score_many([str(p) for p in warmup])
@@ -399,8 +422,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         paths = stage_images[size]
         row = {"pipeline": pipeline_end_to_end(pipe, paths, cuda, mem)}
         naive_paths = paths[: args.naive_images or len(paths)]
-        row["naive"] = naive_end_to_end(stock_seg, scorer, standard, pipe.recipe.regions,
-                                        naive_paths, cuda, mem)
+        row["naive"] = naive_end_to_end(stock_seg, scorer, standard, pipe.recipe.regions, naive_paths, cuda, mem)
         row["speedup"] = row["pipeline"]["images_per_s"] / row["naive"]["images_per_s"]
         e2e[label(size)] = row
     result["end_to_end"] = e2e
@@ -418,36 +440,50 @@ def fmt(value: Any, spec: str = ".3g") -> str:
 
 
 def table(r: dict[str, Any]) -> str:
-    lines = [f"iqa throughput — {r['mode']} mode on {r['device']}",
-             f"  segmenter: {r['models']['segmenter']['arch']}",
-             f"  VLM: {r['models']['vlm']['arch']}, {r['models']['vlm']['params'] / 1e9:.3g} B params "
-             f"(LM {r['models']['vlm']['lm_params'] / 1e9:.3g} B)", ""]
-    lines.append(f"{'segmentation':<28}{'size':>11}{'plugin s/img':>14}{'stock s/img':>13}"
-                 f"{'masks':>7}{'speed-up':>10}")
+    lines = [
+        f"iqa throughput — {r['mode']} mode on {r['device']}",
+        f"  segmenter: {r['models']['segmenter']['arch']}",
+        f"  VLM: {r['models']['vlm']['arch']}, {r['models']['vlm']['params'] / 1e9:.3g} B params "
+        f"(LM {r['models']['vlm']['lm_params'] / 1e9:.3g} B)",
+        "",
+    ]
+    lines.append(f"{'segmentation':<28}{'size':>11}{'plugin s/img':>14}{'stock s/img':>13}{'masks':>7}{'speed-up':>10}")
     for setting, rows in r["segmentation"].items():
         for size, row in rows.items():
-            lines.append(f"  {setting:<26}{size:>11}{fmt(row['fast_s_per_image']):>14}"
-                         f"{fmt(row['stock_s_per_image']):>13}{fmt(row['fast_masks_per_image']):>7}"
-                         f"{fmt(row['speedup']):>9}x")
+            lines.append(
+                f"  {setting:<26}{size:>11}{fmt(row['fast_s_per_image']):>14}"
+                f"{fmt(row['stock_s_per_image']):>13}{fmt(row['fast_masks_per_image']):>7}"
+                f"{fmt(row['speedup']):>9}x"
+            )
     s = r["scoring"]
-    lines += ["", f"scoring (batch {s['batch_size']}, {s['views']} views, "
-                  f"{fmt(s['prompt_tokens_per_view'])} prompt tokens/view)",
-              f"  batched forward: {fmt(s['views_per_s'])} views/s ({fmt(s['s_per_view'] * 1e3)} ms/view)",
-              f"  naive generate(max_new_tokens=1): {fmt(s['naive_views_per_s'])} views/s "
-              f"({fmt(s['naive_s_per_view'] * 1e3)} ms/view)  speed-up {fmt(s['speedup'])}x",
-              f"  FLOPs/view {fmt(s['flops_per_view'])}; LM fraction of FLOP floor "
-              f"{fmt(s['lm_flop_floor_fraction'])} (peak {fmt(r['peak_tflops'])} TFLOP/s)", ""]
-    lines.append(f"{'end to end':<14}{'size':>11}{'images/s':>10}{'views/s':>10}{'views/img':>11}"
-                 f"{'naive img/s':>13}{'speed-up':>10}")
+    lines += [
+        "",
+        f"scoring (batch {s['batch_size']}, {s['views']} views, {fmt(s['prompt_tokens_per_view'])} prompt tokens/view)",
+        f"  batched forward: {fmt(s['views_per_s'])} views/s ({fmt(s['s_per_view'] * 1e3)} ms/view)",
+        f"  naive generate(max_new_tokens=1): {fmt(s['naive_views_per_s'])} views/s "
+        f"({fmt(s['naive_s_per_view'] * 1e3)} ms/view)  speed-up {fmt(s['speedup'])}x",
+        f"  FLOPs/view {fmt(s['flops_per_view'])}; LM fraction of FLOP floor "
+        f"{fmt(s['lm_flop_floor_fraction'])} (peak {fmt(r['peak_tflops'])} TFLOP/s)",
+        "",
+    ]
+    lines.append(
+        f"{'end to end':<14}{'size':>11}{'images/s':>10}{'views/s':>10}{'views/img':>11}"
+        f"{'naive img/s':>13}{'speed-up':>10}"
+    )
     for size, row in r["end_to_end"].items():
         p, nv = row["pipeline"], row["naive"]
-        lines.append(f"{'':<14}{size:>11}{fmt(p['images_per_s']):>10}{fmt(p['views_per_s']):>10}"
-                     f"{fmt(p['views_per_image']):>11}{fmt(nv['images_per_s']):>13}"
-                     f"{fmt(row['speedup']):>9}x")
+        lines.append(
+            f"{'':<14}{size:>11}{fmt(p['images_per_s']):>10}{fmt(p['views_per_s']):>10}"
+            f"{fmt(p['views_per_image']):>11}{fmt(nv['images_per_s']):>13}"
+            f"{fmt(row['speedup']):>9}x"
+        )
     peaks = r["peak_gpu_memory_gib"]
     mem = "n/a" if peaks == "n/a" else ", ".join(f"{k} {fmt(v)} GiB" for k, v in peaks.items())
-    lines += ["", f"peak GPU memory: {mem}",
-              f"build {r['build_s']:.1f} s, load {r['load_s']:.1f} s, total {r['total_s']:.1f} s"]
+    lines += [
+        "",
+        f"peak GPU memory: {mem}",
+        f"build {r['build_s']:.1f} s, load {r['load_s']:.1f} s, total {r['total_s']:.1f} s",
+    ]
     return "\n".join(lines)
 
 
@@ -455,28 +491,47 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--tiny", dest="tiny", action="store_true", default=None,
-                      help="tiny random models: the CPU smoke mode (default on CPU)")
-    mode.add_argument("--full", dest="tiny", action="store_false",
-                      help="real-size models: SAM2.1 hiera-L + Janus-Pro-7B dims (default on GPU)")
-    ap.add_argument("--images", type=int, default=None,
-                    help="timed images per size (default 16 full, 2 tiny)")
+    mode.add_argument(
+        "--tiny",
+        dest="tiny",
+        action="store_true",
+        default=None,
+        help="tiny random models: the CPU smoke mode (default on CPU)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="tiny",
+        action="store_false",
+        help="real-size models: SAM2.1 hiera-L + Janus-Pro-7B dims (default on GPU)",
+    )
+    ap.add_argument("--images", type=int, default=None, help="timed images per size (default 16 full, 2 tiny)")
     ap.add_argument("--sizes", default="1024x768,4000x3000", help="WxH,WxH,...")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    ap.add_argument("--peak-tflops", type=float, default=790.0,
-                    help="the GPU's bf16 peak in TFLOP/s (default 790, the H100 figure of DESIGN.md §5)")
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=790.0,
+        help="the GPU's bf16 peak in TFLOP/s (default 790, the H100 figure of DESIGN.md §5)",
+    )
     ap.add_argument("--batch-size", type=int, default=None, help="scorer batch (default 32 full, 8 tiny)")
     ap.add_argument("--chunk-images", type=int, default=32)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--max-side", type=int, default=None,
-                    help="SAM2 working resolution (default 1024 full, 256 tiny)")
-    ap.add_argument("--naive-views", type=int, default=None,
-                    help="views in the per-view generate baseline (default 32 full, 8 tiny)")
-    ap.add_argument("--naive-images", type=int, default=None,
-                    help="images per size in the naive end-to-end baseline (default all)")
-    ap.add_argument("--seg-permissive", action=argparse.BooleanOptionalAction, default=None,
-                    help="also time segmentation with every candidate passing the filters "
-                         "(default on full, off tiny)")
+    ap.add_argument("--max-side", type=int, default=None, help="SAM2 working resolution (default 1024 full, 256 tiny)")
+    ap.add_argument(
+        "--naive-views",
+        type=int,
+        default=None,
+        help="views in the per-view generate baseline (default 32 full, 8 tiny)",
+    )
+    ap.add_argument(
+        "--naive-images", type=int, default=None, help="images per size in the naive end-to-end baseline (default all)"
+    )
+    ap.add_argument(
+        "--seg-permissive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time segmentation with every candidate passing the filters (default on full, off tiny)",
+    )
     ap.add_argument("--workdir", default=None, help="models, images, store (default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

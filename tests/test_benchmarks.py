@@ -21,9 +21,23 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("bench")
     out = work / "tiny.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--tiny", "--device", "cpu",
-         "--images", "1", "--json", str(out), "--workdir", str(work / "w")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "throughput.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--images",
+            "1",
+            "--json",
+            str(out),
+            "--workdir",
+            str(work / "w"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -57,8 +71,15 @@ def test_segmentation_per_size(report: dict) -> None:
 
 def test_scoring(report: dict) -> None:
     s = report["scoring"]
-    for key in ("views_per_s", "s_per_view", "prompt_tokens_per_view", "flops_per_view",
-                "naive_s_per_view", "naive_views_per_s", "speedup"):
+    for key in (
+        "views_per_s",
+        "s_per_view",
+        "prompt_tokens_per_view",
+        "flops_per_view",
+        "naive_s_per_view",
+        "naive_views_per_s",
+        "speedup",
+    ):
         assert positive(s[key]), key
     assert isinstance(s["batch_size"], int) and s["views"] > 0
     assert s["prompt_tokens_per_view"] > 576  # Janus' 576 image tokens plus the text
@@ -67,7 +88,7 @@ def test_scoring(report: dict) -> None:
 
 
 def test_end_to_end_and_naive_baseline(report: dict) -> None:
-    for size, row in report["end_to_end"].items():
+    for _size, row in report["end_to_end"].items():
         pipe, naive = row["pipeline"], row["naive"]
         assert pipe["images"] == 1 and naive["images"] == 1
         assert positive(pipe["images_per_s"]) and positive(pipe["views_per_s"])

@@ -25,9 +25,7 @@ def _csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
 def make_koniq(root: Path, n: int = 5) -> Path:
     names = [f"{1000 + i}.jpg" for i in range(n)]
     header = ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "MOS_zscore"]
-    rows = [
-        [name, 1, 2, 3, 4, 5, 15, 1.5 + i / 2, 0.5, 20.0 + 10 * i] for i, name in enumerate(names)
-    ]
+    rows = [[name, 1, 2, 3, 4, 5, 15, 1.5 + i / 2, 0.5, 20.0 + 10 * i] for i, name in enumerate(names)]
     _csv(root / "koniq10k_scores_and_distributions.csv", header, rows)
     for name in names:
         _image(root / "1024x768" / name)
@@ -39,9 +37,7 @@ def make_spaq(root: Path, n: int = 4) -> Path:
 
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.append(
-        ["Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness"]
-    )
+    sheet.append(["Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness"])
     for i in range(n):
         sheet.append([f"{i + 1:05d}.jpg", 10.0 * (i + 1), 50, 50, 50, 50, 50])
         _image(root / "TestImage" / f"{i + 1:05d}.jpg")
@@ -66,11 +62,7 @@ def make_livec(root: Path, n_test: int = 4) -> Path:
 
 
 def make_kadid(root: Path) -> Path:
-    rows = [
-        [f"I01_{d:02d}_{lv:02d}.png", "I01.png", 4.5 - d / 10 - lv / 2, 0.3]
-        for d in (1, 2)
-        for lv in (1, 2, 3)
-    ]
+    rows = [[f"I01_{d:02d}_{lv:02d}.png", "I01.png", 4.5 - d / 10 - lv / 2, 0.3] for d in (1, 2) for lv in (1, 2, 3)]
     _csv(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
     for row in rows:
         _image(root / "images" / row[0])
@@ -143,9 +135,7 @@ def test_generic_csv_resolves_paths_against_its_folder(tmp_path):
         ["file", "score"],
         [["../imgs/a.png", 2.5], [str(tmp_path / "b.jpg"), 4.0]],
     )
-    items = load_dataset(
-        "csv", tmp_path / "sub" / "scores.csv", path_column="file", mos_column="score"
-    )
+    items = load_dataset("csv", tmp_path / "sub" / "scores.csv", path_column="file", mos_column="score")
     assert {it.path.resolve(): it.mos for it in items} == {
         (tmp_path / "imgs" / "a.png").resolve(): 2.5,
         (tmp_path / "b.jpg").resolve(): 4.0,

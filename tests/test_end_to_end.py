@@ -29,11 +29,10 @@ pytest.importorskip("transformers")
 pytest.importorskip("sam2")
 pytest.importorskip("open_clip")
 
+from iqa_core.cli import cli
 from iqa_plugins.testing import tiny_vlm
 from iqa_plugins.testing.tiny_clip import build_tiny_clip
 from iqa_plugins.testing.tiny_sam2 import build_tiny_sam2
-
-from iqa_core.cli import cli
 
 SAM_SIZE = 128
 # Random SAM2 weights predict low IoU and unstable masks: keep all but duplicates, so
@@ -140,9 +139,7 @@ def first_run(images: Path, llm_iqa_recipe: Path, root: Path) -> dict[str, Any]:
     return {"result": result, "out": out}
 
 
-def test_run_scores_every_image_and_reports_the_corrupt_one(
-    first_run: dict[str, Any], images: Path
-) -> None:
+def test_run_scores_every_image_and_reports_the_corrupt_one(first_run: dict[str, Any], images: Path) -> None:
     result = first_run["result"]
     assert result.exit_code == 1, (result.output, result.exception)
     rows = _read_csv(first_run["out"])
@@ -177,9 +174,7 @@ def test_details_write_one_row_per_region(first_run: dict[str, Any]) -> None:
         assert kinds.count("global") == 1 and set(kinds) <= {"global", "object", "complement"}
         for r in mine:
             assert 0.0 < float(r["area"]) <= 1.0
-            assert all(
-                float(r[label]) in {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0} for label in LABELS
-            )  # argmax
+            assert all(float(r[label]) in {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0} for label in LABELS)  # argmax
     assert any(r["kind"] == "object" for r in regions), "SAM2 masks reached the scorers"
     assert not any(r["path"].endswith("corrupt.jpg") for r in regions)
 
@@ -189,9 +184,7 @@ def _console_script() -> Path | None:
     return script if script.exists() else None
 
 
-def test_rerun_calls_no_model(
-    first_run: dict[str, Any], images: Path, llm_iqa_recipe: Path, root: Path
-) -> None:
+def test_rerun_calls_no_model(first_run: dict[str, Any], images: Path, llm_iqa_recipe: Path, root: Path) -> None:
     """Same command again, as a user runs it (console script, new process): all from the store."""
     assert first_run["result"].exit_code == 1
     out = root / "out" / "again.csv"
@@ -207,9 +200,7 @@ def test_rerun_calls_no_model(
         "--no-progress",
     ]
     if script is not None:
-        proc = subprocess.run(
-            [str(script), *args], check=False, capture_output=True, text=True, timeout=120
-        )
+        proc = subprocess.run([str(script), *args], check=False, capture_output=True, text=True, timeout=120)
         exit_code, stderr = proc.returncode, proc.stderr
     else:  # pragma: no cover - editable installs always have the script
         result = CliRunner().invoke(cli, args)
@@ -220,9 +211,7 @@ def test_rerun_calls_no_model(
     assert "Traceback" not in stderr
     first, again = _read_csv(first_run["out"]), _read_csv(out)
     assert again == first
-    assert _read_csv(out.with_name("again.regions.csv")) == _read_csv(
-        first_run["out"].with_name("scores.regions.csv")
-    )
+    assert _read_csv(out.with_name("again.regions.csv")) == _read_csv(first_run["out"].with_name("scores.regions.csv"))
 
 
 def test_other_aggregation_reuses_stored_model_outputs(
@@ -236,9 +225,7 @@ def test_other_aggregation_reuses_stored_model_outputs(
     recipe["decode"] = "expected"
     path = root / "tiny_mean.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    result = CliRunner().invoke(
-        cli, ["run", "-r", str(path), str(images), "-o", str(root / "mean.csv")]
-    )
+    result = CliRunner().invoke(cli, ["run", "-r", str(path), str(images), "-o", str(root / "mean.csv")])
     assert result.exit_code == 1, result.output
     assert _summary(result.stderr) == (3, 4, 0, 1, 0, 0)
     for row in _read_csv(root / "mean.csv"):
@@ -259,9 +246,7 @@ def test_clip_iqa_end_to_end(images: Path, root: Path) -> None:
     path.write_text(yaml.safe_dump(recipe))
     good = sorted(str(p) for p in images.glob("*.png"))
     out = root / "out" / "clip.jsonl"
-    result = CliRunner().invoke(
-        cli, ["run", "-r", str(path), *good, "-o", str(out), "--no-store", "--details"]
-    )
+    result = CliRunner().invoke(cli, ["run", "-r", str(path), *good, "-o", str(out), "--no-store", "--details"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert _summary(result.stderr)[:4] == (3, 3, 0, 0)
     rows = [json.loads(line) for line in out.read_text().splitlines()]

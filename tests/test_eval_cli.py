@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import recipe, write_images
 
+from helpers import recipe, write_images
 from iqa_core.cli import cli
 from iqa_core.metrics import discretization_bound
 
@@ -43,9 +43,22 @@ def _eval(args: list[str]) -> tuple[int, str, str]:
 def test_eval_writes_table_predictions_figures(test_plugins, dataset: Path, tmp_path: Path) -> None:
     r = _write_recipe(tmp_path / "bright.yaml")
     out = tmp_path / "out"
-    code, stdout, stderr = _eval(["-r", str(r), "-d", f"csv={dataset}",
-                                  "--dataset-option", "csv.path_column=file", "--dataset-option", "csv.mos_column=score",
-                                  "-o", str(out), "--store", str(tmp_path / "s.sqlite")])
+    code, stdout, stderr = _eval(
+        [
+            "-r",
+            str(r),
+            "-d",
+            f"csv={dataset}",
+            "--dataset-option",
+            "csv.path_column=file",
+            "--dataset-option",
+            "csv.mos_column=score",
+            "-o",
+            str(out),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+        ]
+    )
     assert code == 0, stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["n"] == 8 and rows[0]["n_failed"] == 0
@@ -66,9 +79,22 @@ def test_sweep_shares_model_outputs_across_recipes(test_plugins, dataset: Path, 
     _write_recipe(tmp_path / "sweep" / "area.yaml", aggregate={"name": "area"})
     _write_recipe(tmp_path / "sweep" / "mean.yaml", aggregate={"name": "mean"})
     out = tmp_path / "out"
-    code, _, stderr = _eval(["-r", str(tmp_path / "sweep"), "-d", f"csv={dataset}",
-                             "--dataset-option", "csv.path_column=file", "--dataset-option", "csv.mos_column=score",
-                             "-o", str(out), "--no-store", "--no-figures"])
+    code, _, stderr = _eval(
+        [
+            "-r",
+            str(tmp_path / "sweep"),
+            "-d",
+            f"csv={dataset}",
+            "--dataset-option",
+            "csv.path_column=file",
+            "--dataset-option",
+            "csv.mos_column=score",
+            "-o",
+            str(out),
+            "--no-store",
+            "--no-figures",
+        ]
+    )
     assert code == 0, stderr
     rows = {row["recipe"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
     assert set(rows) == {"area", "mean", "mix"}
@@ -80,13 +106,28 @@ def test_sweep_shares_model_outputs_across_recipes(test_plugins, dataset: Path, 
 def test_eval_after_run_calls_no_model(test_plugins, dataset: Path, tmp_path: Path) -> None:
     r = _write_recipe(tmp_path / "bright.yaml")
     store = tmp_path / "s.sqlite"
-    run = CliRunner().invoke(cli, ["run", "-r", str(r), str(tmp_path / "imgs"), "--store", str(store),
-                                   "-o", str(tmp_path / "o.csv")])
+    run = CliRunner().invoke(
+        cli, ["run", "-r", str(r), str(tmp_path / "imgs"), "--store", str(store), "-o", str(tmp_path / "o.csv")]
+    )
     assert run.exit_code == 0, run.stderr
     seen = len(test_plugins.views)
-    code, _, stderr = _eval(["-r", str(r), "-d", f"csv={dataset}", "--dataset-option", "csv.path_column=file",
-                             "--dataset-option", "csv.mos_column=score", "-o", str(tmp_path / "out"),
-                             "--store", str(store), "--no-figures"])
+    code, _, stderr = _eval(
+        [
+            "-r",
+            str(r),
+            "-d",
+            f"csv={dataset}",
+            "--dataset-option",
+            "csv.path_column=file",
+            "--dataset-option",
+            "csv.mos_column=score",
+            "-o",
+            str(tmp_path / "out"),
+            "--store",
+            str(store),
+            "--no-figures",
+        ]
+    )
     assert code == 0, stderr
     assert len(test_plugins.views) == seen
     assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]["scorer_calls"] == 0
@@ -101,8 +142,20 @@ def test_eval_reads_koniq_layout(test_plugins, tmp_path: Path) -> None:
         for i, p in enumerate(images):
             w.writerow([p.name, 0, 1 + 0.5 * i, 0.1, 20 + 10 * i])
     r = _write_recipe(tmp_path / "bright.yaml")
-    code, stdout, stderr = _eval(["-r", str(r), "-d", f"KonIQ-10k={root}", "--limit", "4", "-o", str(tmp_path / "o"),
-                                  "--no-store", "--no-figures"])
+    code, stdout, stderr = _eval(
+        [
+            "-r",
+            str(r),
+            "-d",
+            f"KonIQ-10k={root}",
+            "--limit",
+            "4",
+            "-o",
+            str(tmp_path / "o"),
+            "--no-store",
+            "--no-figures",
+        ]
+    )
     assert code == 0, stderr
     row = json.loads((tmp_path / "o" / "results.json").read_text())["rows"][0]
     assert row["dataset"] == "koniq10k" and row["n"] == 4
@@ -136,11 +189,14 @@ def test_show_draws_regions_and_reads_the_store(test_plugins, tmp_path: Path) ->
     store = tmp_path / "s.sqlite"
     missing = CliRunner().invoke(cli, ["show", str(image), "-r", str(r), "--store", str(store), "--from-store"])
     assert missing.exit_code == 2 and "no stored result" in missing.stderr
-    res = CliRunner().invoke(cli, ["show", str(image), "-r", str(r), "--store", str(store), "-o", str(tmp_path / "f.png")])
+    res = CliRunner().invoke(
+        cli, ["show", str(image), "-r", str(r), "--store", str(store), "-o", str(tmp_path / "f.png")]
+    )
     assert res.exit_code == 0, res.stderr
     assert "3 regions" in res.stdout
     assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.svg").stat().st_size > 0
     seen = len(test_plugins.views)
-    again = CliRunner().invoke(cli, ["show", str(image), "-r", str(r), "--store", str(store), "--from-store",
-                                     "-o", str(tmp_path / "g.png")])
+    again = CliRunner().invoke(
+        cli, ["show", str(image), "-r", str(r), "--store", str(store), "--from-store", "-o", str(tmp_path / "g.png")]
+    )
     assert again.exit_code == 0 and len(test_plugins.views) == seen

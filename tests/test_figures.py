@@ -31,9 +31,7 @@ def test_scatter_with_marginals(tmp_path):
     mos = rng.uniform(0, 100, 200)
     pred = 1 + 6 * mos / 100 + rng.normal(scale=0.5, size=200)
     pred[3] = np.nan  # an unscored image is left out, not a crash
-    _check(
-        scatter_with_marginals(pred, mos, tmp_path / "fig" / "scatter.png", title="SPAQ"), "scatter"
-    )
+    _check(scatter_with_marginals(pred, mos, tmp_path / "fig" / "scatter.png", title="SPAQ"), "scatter")
 
 
 def test_regions_figure(tmp_path):
@@ -48,9 +46,7 @@ def test_regions_figure(tmp_path):
         regions=[
             RegionScore(0, Region("global", (0, 0, 160, 120), 1.0), {"a": 6.0, "b": 5.0}),
             RegionScore(1, Region("object", (16, 20, 80, 80), 0.2, _rle(small)), {"a": 4.0}),
-            RegionScore(
-                2, Region("complement", (0, 0, 160, 120), 0.8, _rle(~small)), {"a": 5.0, "b": 6.0}
-            ),
+            RegionScore(2, Region("complement", (0, 0, 160, 120), 0.8, _rle(~small)), {"a": 5.0, "b": 6.0}),
         ],
     )
     _check(regions_figure(tmp_path / "img.jpg", result, tmp_path / "regions.svg"), "regions")

@@ -19,8 +19,18 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     for name in ("src", "plugins"):  # a copy, so setuptools' build/ stays out of the checkout
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,
     )
     (dist,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == "iqa"]

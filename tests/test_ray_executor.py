@@ -7,8 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import write_images
 
+from helpers import write_images
 from iqa_core.engine import Pipeline
 from iqa_core.runner import run_pipeline
 

@@ -163,10 +163,7 @@ def test_llm_iqa_is_the_papers_setting() -> None:
     # 7-word standard for both models, argmax decoding
     assert (rec.standard.name, r.standard.params.levels) == ("word", 7)
     assert r.standard.labels == tuple("1234567")
-    assert (
-        "7: Perfect, 6: Excellent, 5: Good, 4: Fair, 3: Bad, 2: Poor, 1: Very Bad"
-        in r.standard.system
-    )
+    assert "7: Perfect, 6: Excellent, 5: Good, 4: Fair, 3: Bad, 2: Poor, 1: Very Bad" in r.standard.system
     assert rec.decode == "argmax"
     # the two MLLMs, mPLUG-Owl3 opted in to remote code
     assert [(s.name, s.params["model"]) for s in rec.scorers] == [
@@ -226,9 +223,7 @@ def table3_row(rec: Recipe) -> tuple[str, str, str]:
         aggregation = {"area": "Area", "mean": "Mean"}[local]
     if len(rec.scorers) > 1:
         aggregation += "+Ensemble"
-    standard = {"free": "Without", "number": "Number", "sentence": "Sentence", "word": "Word"}[
-        rec.standard.name
-    ]
+    standard = {"free": "Without", "number": "Number", "sentence": "Sentence", "word": "Word"}[rec.standard.name]
     return aggregation, segmentation, standard
 
 
@@ -238,9 +233,7 @@ def test_table3_row_matches_the_paper(row: int) -> None:
     assert table3_row(rec) == TABLE3[row]
     models = [s.params["model"] for s in rec.scorers]
     assert models == ([MPLUG, JANUS] if row == 9 else [MPLUG])
-    assert all(
-        s.params.get("trust_remote_code") is True for s in rec.scorers if s.name == "mplug_owl3"
-    )
+    assert all(s.params.get("trust_remote_code") is True for s in rec.scorers if s.name == "mplug_owl3")
     assert rec.decode == ("expected" if row == 1 else "argmax")  # row 1: the generated number
     if rec.regions.views != ["whole"]:
         assert rec.segmenter.params["model"] == SAM_L

@@ -43,9 +43,7 @@ class EnsembleAggregator(ScorerAggregator):
             raise ValueError(f"ensemble has {len(weights)} weights for {len(scores)} scorers")
         same = len(set(ranges)) == 1
         if self.params.scale == "native" and not same:
-            raise ValueError(
-                f"ensemble scale 'native' needs scorers with one level range, got {sorted(set(ranges))}"
-            )
+            raise ValueError(f"ensemble scale 'native' needs scorers with one level range, got {sorted(set(ranges))}")
         if self.params.scale == "native" or (self.params.scale == "auto" and same):
             return float(np.average(scores, weights=weights))
         lo = np.array([r[0] for r in ranges])

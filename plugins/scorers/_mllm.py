@@ -139,9 +139,7 @@ def level_token_ids(tokenizer: Any, labels: Sequence[str], model: str, prompt: s
     return ids
 
 
-def level_probs(
-    logits: torch.Tensor, label_ids: Sequence[int], values: tuple[float, ...]
-) -> LevelProbs:
+def level_probs(logits: torch.Tensor, label_ids: Sequence[int], values: tuple[float, ...]) -> LevelProbs:
     """(N, V) last-position logits -> softmax over the K label tokens, and whether the
     unconstrained argmax was a label token (a diagnostic of prompt-following)."""
     import torch
@@ -286,9 +284,7 @@ class MLLMScorer(Scorer):
         key = standard.prompt_key()
         if key not in self._prompts:
             turns = conversation(standard.system, standard.user, self.system_role(standard))
-            self._prompts[key] = self.processor.apply_chat_template(
-                turns, add_generation_prompt=True, tokenize=False
-            )
+            self._prompts[key] = self.processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
         return self._prompts[key]
 
     def processor_kwargs(self) -> dict[str, Any]:

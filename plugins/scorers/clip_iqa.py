@@ -135,9 +135,7 @@ class CLIPIQAScorer(Scorer):
                 "architecture, e.g. RN50), or set `model: local-dir:DIR` for a folder with "
                 "open_clip_config.json and the weights."
             )
-            raise ModelUnavailable(
-                self.model_label, f"{type(e).__name__}: {e}".rstrip(". "), hint
-            ) from e
+            raise ModelUnavailable(self.model_label, f"{type(e).__name__}: {e}".rstrip(". "), hint) from e
 
     def _prompts(self, standard: Standard) -> tuple[str, ...]:
         if self.params.mode == "antonym":
@@ -166,8 +164,7 @@ class CLIPIQAScorer(Scorer):
             scale = self.params.max_side / max(w, h)
         scale = max(scale, MIN_SIDE / min(w, h))
         if scale != 1.0:
-            image = image.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))),
-                                 Image.BICUBIC)
+            image = image.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))), Image.BICUBIC)
         return image
 
     def _to_tensor(self, image: Any) -> torch.Tensor:
@@ -175,7 +172,7 @@ class CLIPIQAScorer(Scorer):
 
         pixels = torch.from_numpy(np.array(image)).to(self._device)
         pixels = pixels.permute(2, 0, 1).float() / 255.0
-        return ((pixels - self._mean[0]) / self._std[0])
+        return (pixels - self._mean[0]) / self._std[0]
 
     def _encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """The ResNet trunk, then attention pooling without the positional embedding."""
@@ -203,13 +200,19 @@ def _attention_pool(pool: Any, x: torch.Tensor) -> torch.Tensor:
     tokens = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
     tokens = torch.cat([tokens.mean(dim=0, keepdim=True), tokens], dim=0)
     pooled, _ = F.multi_head_attention_forward(
-        query=tokens[:1], key=tokens, value=tokens,
+        query=tokens[:1],
+        key=tokens,
+        value=tokens,
         embed_dim_to_check=tokens.shape[-1],
         num_heads=pool.num_heads,
         in_proj_weight=None,
         in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
-        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-        out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
+        bias_k=None,
+        bias_v=None,
+        add_zero_attn=False,
+        dropout_p=0.0,
+        out_proj_weight=pool.c_proj.weight,
+        out_proj_bias=pool.c_proj.bias,
         use_separate_proj_weight=True,
         q_proj_weight=pool.q_proj.weight,
         k_proj_weight=pool.k_proj.weight,

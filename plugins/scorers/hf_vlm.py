@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, SystemRole, template_accepts_system
-
 from iqa_core.api import Standard
 from iqa_core.errors import IQAError
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, SystemRole, template_accepts_system
 
 
 class HFVLMScorer(MLLMScorer):
@@ -31,9 +30,7 @@ class HFVLMScorer(MLLMScorer):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         processor = AutoProcessor.from_pretrained(source, **self.hub_kwargs())
-        model = AutoModelForImageTextToText.from_pretrained(
-            source, **self.hub_kwargs(), **self.model_kwargs()
-        )
+        model = AutoModelForImageTextToText.from_pretrained(source, **self.hub_kwargs(), **self.model_kwargs())
         return model, processor
 
     def system_role(self, standard: Standard) -> SystemRole:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, conversation
-
 from iqa_core.api import Standard, View
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, conversation
 
 
 class JanusProScorer(MLLMScorer):
@@ -29,9 +28,7 @@ class JanusProScorer(MLLMScorer):
 
         processor = JanusProcessor.from_pretrained(source, **self.hub_kwargs())
         processor.use_default_system_prompt = False
-        model = JanusForConditionalGeneration.from_pretrained(
-            source, **self.hub_kwargs(), **self.model_kwargs()
-        )
+        model = JanusForConditionalGeneration.from_pretrained(source, **self.hub_kwargs(), **self.model_kwargs())
         return model, processor
 
     def prompt(self, standard: Standard) -> str:

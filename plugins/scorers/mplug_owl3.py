@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import model_validator
 
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer
-
 from iqa_core.api import Standard, View
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer
 
 if TYPE_CHECKING:
     import torch
@@ -79,12 +78,8 @@ class MPlugOwl3Scorer(MLLMScorer):
     def _load(self, source: str) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=True, **self.hub_kwargs()
-        )
-        model = AutoModel.from_pretrained(
-            source, trust_remote_code=True, **self.hub_kwargs(), **self.model_kwargs()
-        )
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True, **self.hub_kwargs())
+        model = AutoModel.from_pretrained(source, trust_remote_code=True, **self.hub_kwargs(), **self.model_kwargs())
         return model, model.init_processor(tokenizer)
 
     def prompt(self, standard: Standard) -> str:

@@ -37,9 +37,9 @@ package's own path. ``tests/plugins/test_sam2.py`` checks both paths give identi
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -128,17 +128,24 @@ class SAM2Segmenter(Segmenter):
         config, checkpoint = self._resolve_files()
         model = _build(config, checkpoint, p.overrides, self.model_label).to(device)
 
-        kwargs = p.model_dump(exclude={"model", "config", "checkpoint", "overrides", "device",
-                                       "dtype", "max_side", "point_grids", "fast_postprocess"})
+        kwargs = p.model_dump(
+            exclude={
+                "model",
+                "config",
+                "checkpoint",
+                "overrides",
+                "device",
+                "dtype",
+                "max_side",
+                "point_grids",
+                "fast_postprocess",
+            }
+        )
         grids = None if p.point_grids is None else [np.asarray(g) for g in p.point_grids]
-        generator = SAM2AutomaticMaskGenerator(model, point_grids=grids, output_mode="binary_mask",
-                                               **kwargs)
+        generator = SAM2AutomaticMaskGenerator(model, point_grids=grids, output_mode="binary_mask", **kwargs)
         _fit_predictor(generator.predictor, model.image_size, p.min_mask_region_area)
         self._generator = generator
-        self._autocast = (
-            nullcontext if dtype == torch.float32
-            else lambda: torch.autocast(device.type, dtype=dtype)
-        )
+        self._autocast = nullcontext if dtype == torch.float32 else lambda: torch.autocast(device.type, dtype=dtype)
 
     def segment(self, image: np.ndarray) -> list[np.ndarray]:
         if self._generator is None:
@@ -163,8 +170,7 @@ class SAM2Segmenter(Segmenter):
 
         if p.model not in HF_MODEL_ID_TO_FILENAMES:
             known = ", ".join(sorted(HF_MODEL_ID_TO_FILENAMES))
-            raise ModelUnavailable(p.model, f"not a SAM2 Hub id the sam2 package knows ({known})",
-                                   LOCAL_HINT)
+            raise ModelUnavailable(p.model, f"not a SAM2 Hub id the sam2 package knows ({known})", LOCAL_HINT)
         config, filename = HF_MODEL_ID_TO_FILENAMES[p.model]
         from huggingface_hub import hf_hub_download
 
@@ -201,8 +207,7 @@ def _build(config: str, checkpoint: str, overrides: list[str], label: str) -> to
         else:
             model = build_sam2(config, None, device="cpu", hydra_overrides_extra=overrides)
     except HydraException as e:
-        raise ModelUnavailable(label, f"config {config!r} could not be composed: {e}",
-                               LOCAL_HINT) from e
+        raise ModelUnavailable(label, f"config {config!r} could not be composed: {e}", LOCAL_HINT) from e
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("model", state), strict=True)
@@ -249,9 +254,7 @@ def _fit_predictor(predictor: Any, image_size: int, min_area: int) -> None:
         )
 
 
-def _postprocess_cpu(
-    masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, max_area: int
-) -> torch.Tensor:
+def _postprocess_cpu(masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, max_area: int) -> torch.Tensor:
     """Fill background holes and drop foreground islands of <= ``max_area`` low-res pixels,
     then upsample to ``orig_hw``: the package's post-processing, with scipy's labelling."""
     import torch
@@ -318,8 +321,7 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
         pts = torch.as_tensor(points, dtype=torch.float32, device=predictor.device)
         in_points = transforms.transform_coords(pts, normalize=True, orig_hw=(h, w))
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        low, iou = _predict_low_res(predictor, in_points[:, None, :], in_labels[:, None],
-                                    g.multimask_output)
+        low, iou = _predict_low_res(predictor, in_points[:, None, :], in_labels[:, None], g.multimask_output)
         low, iou = low.flatten(0, 1), iou.flatten(0, 1)
         if g.pred_iou_thresh > 0.0:  # first: it needs no mask, and most candidates fail it
             keep = iou > g.pred_iou_thresh
@@ -331,13 +333,12 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
         # scale 1), so only the small-region filter acts
         low = transforms.postprocess_masks(low[:, None], low.shape[-2:]).squeeze(1)
         for start in range(0, len(low), _UPSAMPLE_CHUNK):
-            chunk_low = low[start:start + _UPSAMPLE_CHUNK]
-            chunk_iou = iou[start:start + _UPSAMPLE_CHUNK]
+            chunk_low = low[start : start + _UPSAMPLE_CHUNK]
+            chunk_iou = iou[start : start + _UPSAMPLE_CHUNK]
             masks = upsample(chunk_low[:, None]).squeeze(1)
             keep = torch.ones(len(masks), dtype=torch.bool, device=masks.device)
             if g.stability_score_thresh > 0.0:
-                stability = calculate_stability_score(masks, g.mask_threshold,
-                                                      g.stability_score_offset)
+                stability = calculate_stability_score(masks, g.mask_threshold, g.stability_score_offset)
                 keep = stability >= g.stability_score_thresh
             chunk_boxes = batched_mask_to_box(masks > g.mask_threshold)
             keep &= ~is_box_near_crop_edge(chunk_boxes, crop_box, crop_box)
@@ -352,7 +353,7 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
     kept = batched_nms(box.float(), iou, torch.zeros_like(box[:, 0]), iou_threshold=g.box_nms_thresh)
     out: list[np.ndarray] = []
     for start in range(0, len(kept), _UPSAMPLE_CHUNK):
-        idx = kept[start:start + _UPSAMPLE_CHUNK]
+        idx = kept[start : start + _UPSAMPLE_CHUNK]
         masks = upsample(low[idx][:, None]).squeeze(1) > g.mask_threshold
         out.extend(masks.cpu().numpy())
     return out
@@ -364,8 +365,7 @@ def _predict_low_res(
     """``SAM2ImagePredictor._predict`` for point prompts, stopping at the low-res logits
     (before its post-processing and upsampling to the image size)."""
     model = predictor.model
-    sparse, dense = model.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None,
-                                             masks=None)
+    sparse, dense = model.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=None)
     high_res = [level[-1].unsqueeze(0) for level in predictor._features["high_res_feats"]]
     low, iou, _, _ = model.sam_mask_decoder(
         image_embeddings=predictor._features["image_embed"][-1].unsqueeze(0),

@@ -23,9 +23,7 @@ SYSTEM_TAIL = (
     "The higher the image quality, the higher the score should be. "
     "Please strictly follow the USER's format, otherwise the result will be invalid."
 )
-NUMBER_SYSTEM = (
-    "You are a helpful assistant to help me evaluate the quality of the image. " + SYSTEM_TAIL
-)
+NUMBER_SYSTEM = "You are a helpful assistant to help me evaluate the quality of the image. " + SYSTEM_TAIL
 
 # Best level first, as the paper lists them.
 WORDS: dict[int, tuple[str, ...]] = {
@@ -37,15 +35,11 @@ WORDS: dict[int, tuple[str, ...]] = {
 
 # The K=7 sentences are the supplementary's; the rest are written in their style.
 SENTENCES: dict[str, str] = {
-    "Perfect": "The overall quality of the image is unparalleled, with every detail meeting "
-    "the highest standards.",
-    "Excellent": "The overall quality of the image is excellent, with all aspects being "
-    "exemplary and without flaw.",
-    "Very Good": "The overall quality of the image is very good, with only negligible "
-    "imperfections.",
+    "Perfect": "The overall quality of the image is unparalleled, with every detail meeting the highest standards.",
+    "Excellent": "The overall quality of the image is excellent, with all aspects being exemplary and without flaw.",
+    "Very Good": "The overall quality of the image is very good, with only negligible imperfections.",
     "Good": "The overall quality of the image is good, and it is satisfactory in many aspects.",
-    "Fair": "The overall quality of the image is fair. There are certain merits but also some "
-    "deficiencies.",
+    "Fair": "The overall quality of the image is fair. There are certain merits but also some deficiencies.",
     "Bad": "The overall quality of the image is bad, with noticeable shortcomings.",
     "Poor": "The overall quality of the image is poor, with obvious defects.",
     "Awful": "The overall quality of the image is awful, with severe defects throughout.",
@@ -119,10 +113,7 @@ class SentenceStandard(_DigitStandard):
 
     @property
     def system(self) -> str:
-        lines = "\n".join(
-            f"{label}: {text}"
-            for label, text in reversed(list(zip(self.labels, self.descriptions)))
-        )
+        lines = "\n".join(f"{label}: {text}" for label, text in reversed(list(zip(self.labels, self.descriptions))))
         tail = SYSTEM_TAIL.replace(". ", ".\n", 1)  # the supplementary breaks these lines here
         return f"{SYSTEM_HEAD.rstrip()}\n{lines}\n{tail}"
 
@@ -146,7 +137,6 @@ class FreeStandard(_DigitStandard):
             f"a decimal number such as {FREE_EXAMPLE[k]}. "
             "Only tell me the number. Do not analyze the image."
         )
-
 
 
 class CustomLevel(Params):
@@ -193,8 +183,7 @@ class CustomStandard(Standard):
         if self.params.system is not None:
             return self.params.system
         pairs = ", ".join(
-            f"{lv.label}: {lv.description}" if lv.description else lv.label
-            for lv in reversed(self._sorted())
+            f"{lv.label}: {lv.description}" if lv.description else lv.label for lv in reversed(self._sorted())
         )
         return f"{SYSTEM_HEAD}{pairs}. {SYSTEM_TAIL}"
 

@@ -128,9 +128,7 @@ class LevelProbs:
     def __post_init__(self) -> None:
         self.probs = np.asarray(self.probs, dtype=np.float64)
         if self.probs.ndim != 2 or self.probs.shape[1] != len(self.values):
-            raise ValueError(
-                f"level probabilities must be (N, {len(self.values)}), got {self.probs.shape}"
-            )
+            raise ValueError(f"level probabilities must be (N, {len(self.values)}), got {self.probs.shape}")
 
     def __len__(self) -> int:
         return self.probs.shape[0]
@@ -186,8 +184,13 @@ class ImageResult:
         ]
         size = tuple(data["size"]) if data.get("size") else None
         return cls(
-            data["path"], data.get("score"), data.get("scorer_scores", {}), regions,
-            data.get("content_hash"), size, data.get("error"),  # type: ignore[arg-type]
+            data["path"],
+            data.get("score"),
+            data.get("scorer_scores", {}),
+            regions,
+            data.get("content_hash"),
+            size,
+            data.get("error"),  # type: ignore[arg-type]
         )
 
 

@@ -33,7 +33,9 @@ def cli() -> None:
 @cli.command()
 @click.option("-r", "--recipe", "recipe_path", required=True, type=click.Path(path_type=Path), help="YAML recipe.")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write .csv, .jsonl or .parquet (default: CSV to stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write .csv, .jsonl or .parquet (default: CSV to stdout)."
+)
 @click.option("--details", is_flag=True, help="Add per-region rows (bbox, area, scores).")
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's runtime.store).")
 @click.option("--no-store", is_flag=True, help="Keep nothing between runs (an in-memory store).")
@@ -148,15 +150,41 @@ def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 @cli.command(name="eval")
-@click.option("-r", "--recipe", "recipes", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Recipe file or folder of recipes; repeat for a sweep.")
-@click.option("-d", "--dataset", "datasets", multiple=True, required=True, metavar="NAME=ROOT",
-              help="koniq10k, spaq, livec, kadid10k, agiqa3k, or csv=FILE; repeatable.")
-@click.option("--dataset-option", "dataset_options", multiple=True, metavar="NAME.KEY=VALUE",
-              help="Adapter option, e.g. csv.mos_column=dmos.")
+@click.option(
+    "-r",
+    "--recipe",
+    "recipes",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Recipe file or folder of recipes; repeat for a sweep.",
+)
+@click.option(
+    "-d",
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    metavar="NAME=ROOT",
+    help="koniq10k, spaq, livec, kadid10k, agiqa3k, or csv=FILE; repeatable.",
+)
+@click.option(
+    "--dataset-option",
+    "dataset_options",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="Adapter option, e.g. csv.mos_column=dmos.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="A deterministic subset of N images per dataset.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("iqa-eval"), show_default=True,
-              help="Folder for results.json, results.md, predictions and figures.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("iqa-eval"),
+    show_default=True,
+    help="Folder for results.json, results.md, predictions and figures.",
+)
 @click.option("--store", type=click.Path(path_type=Path), help="One SQLite store for every recipe.")
 @click.option("--no-store", is_flag=True, help="Keep model outputs in memory only.")
 @click.option("--figures/--no-figures", default=True, show_default=True)
@@ -184,8 +212,10 @@ def eval_cmd(
     click.echo(render_text(result.rows))
     for row in result.rows:
         if row.get("n_failed"):
-            click.echo(f"{row['recipe']} on {row['dataset']}: {row['n_failed']} images failed "
-                       "(see the predictions CSV)", err=True)
+            click.echo(
+                f"{row['recipe']} on {row['dataset']}: {row['n_failed']} images failed (see the predictions CSV)",
+                err=True,
+            )
         if row.get("error"):
             click.echo(f"{row['recipe']} on {row['dataset']}: {row['error']}", err=True)
     click.echo(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}", err=True)
@@ -232,15 +262,24 @@ def upper_bound(
         return
     click.echo("dataset".ljust(24) + "n".rjust(7) + "".join(f"K={k}".rjust(8) for k in ks))
     for row in rows:
-        click.echo(row["dataset"][:24].ljust(24) + str(row["n"]).rjust(7)
-                   + "".join(f"{row[f'K={k}']:.3f}".rjust(8) for k in ks))
+        click.echo(
+            row["dataset"][:24].ljust(24)
+            + str(row["n"]).rjust(7)
+            + "".join(f"{row[f'K={k}']:.3f}".rjust(8) for k in ks)
+        )
 
 
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-r", "--recipe", "recipe_path", required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("regions.png"), show_default=True,
-              help="Figure path; a PNG and an SVG are written.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("regions.png"),
+    show_default=True,
+    help="Figure path; a PNG and an SVG are written.",
+)
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's).")
 @click.option("--from-store", is_flag=True, help="Only draw a stored result; never run a model.")
 def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool) -> None:

@@ -62,8 +62,7 @@ def _check_columns(path: Path, header: list[str], columns: Iterable[str]) -> Non
     missing = [c for c in columns if c not in header]
     if missing:
         raise DatasetError(
-            f"{path}: missing column {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, header))})"
+            f"{path}: missing column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, header))})"
         )
 
 
@@ -74,13 +73,10 @@ def _mos(value: object, path: Path, column: str, row: int) -> float:
         raise DatasetError(f"{path}: row {row}: {column} is not a number: {value!r}") from None
 
 
-def _items(
-    rows: list[dict[str, Any]], path: Path, name_col: str, mos_col: str, images: Path
-) -> list[Item]:
+def _items(rows: list[dict[str, Any]], path: Path, name_col: str, mos_col: str, images: Path) -> list[Item]:
     """Items from annotation rows; row numbers in errors count the header as row 1."""
     return [
-        Item(images / r[name_col], _mos(r[mos_col], path, mos_col, i), r[name_col])
-        for i, r in enumerate(rows, start=2)
+        Item(images / r[name_col], _mos(r[mos_col], path, mos_col, i), r[name_col]) for i, r in enumerate(rows, start=2)
     ]
 
 
@@ -162,9 +158,7 @@ def kadid10k(root: Path, image_dir: str = "images") -> list[Item]:
 AGIQA_IMAGE_DIRS = ("images", "Images", "AGIQA-3K", "AGIQA-3k", "AGIQA3K", ".")
 
 
-def agiqa3k(
-    root: Path, mos_column: str = "mos_quality", image_dir: str | None = None
-) -> list[Item]:
+def agiqa3k(root: Path, mos_column: str = "mos_quality", image_dir: str | None = None) -> list[Item]:
     """AGIQA-3K: data.csv (name, prompt, …, mos_quality, mos_align …).
 
     The official release ships data.csv beside a zip of the images, which
@@ -253,9 +247,7 @@ def load_dataset(
     accepted = [p for p in inspect.signature(adapter).parameters if p != "root"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise DatasetError(
-            f"{key}: unknown option {', '.join(unknown)} (accepted: {', '.join(accepted)})"
-        )
+        raise DatasetError(f"{key}: unknown option {', '.join(unknown)} (accepted: {', '.join(accepted)})")
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{key}: dataset root not found: {root}")
@@ -267,7 +259,6 @@ def load_dataset(
     if missing:
         shown = ", ".join(str(p) for p in missing[:3])
         raise DatasetError(
-            f"{key}: {len(missing)} of {len(items)} listed images are missing under {root}, "
-            f"e.g. {shown}"
+            f"{key}: {len(missing)} of {len(items)} listed images are missing under {root}, e.g. {shown}"
         )
     return items

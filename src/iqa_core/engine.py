@@ -210,7 +210,9 @@ class Pipeline:
             except IQAError:
                 raise
             except Exception as exc:  # one image's segmentation failure must not stop the run
-                results[index] = ImageResult(path, content_hash=item.content_hash, error=_describe("segmentation", exc, path))
+                results[index] = ImageResult(
+                    path, content_hash=item.content_hash, error=_describe("segmentation", exc, path)
+                )
         levels = {label: self._score_views(label, scorer, std, work) for label, scorer, std in self.scorers}
         for w in work:
             results[w.index] = self._finish(w, levels)
@@ -253,7 +255,9 @@ class Pipeline:
             view += f"@{min_side}"  # crop_view upscales it: other pixels than without min_side
         return (w.loaded.content_hash, view, scorer.cache_key(), std.prompt_key())
 
-    def _score_views(self, label: str, scorer: Scorer, std: Standard, work: Sequence[_Work]) -> dict[ViewKey, LevelProbs]:
+    def _score_views(
+        self, label: str, scorer: Scorer, std: Standard, work: Sequence[_Work]
+    ) -> dict[ViewKey, LevelProbs]:
         """Level probabilities for every view of every image in ``work``, from store or model."""
         wanted: dict[ViewKey, tuple[_Work, Region]] = {}
         for w in work:
@@ -386,4 +390,3 @@ def _from_store(path: str, digest: str, cached: dict[str, Any]) -> ImageResult:
 
 
 load_recipe = Pipeline.from_recipe
-

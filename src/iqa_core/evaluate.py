@@ -150,7 +150,9 @@ def evaluate(
             if figures and "error" not in row:
                 pred = [math.nan if r.score is None else r.score for r in results]
                 files += figs.scatter_with_marginals(
-                    pred, [it.mos for it in items], out_dir / "figures" / f"{slug}_scatter",
+                    pred,
+                    [it.mos for it in items],
+                    out_dir / "figures" / f"{slug}_scatter",
                     title=f"{name} on {spec.name}",
                 )
                 counts = [r.n_regions for r in results if r.error is None]
@@ -163,7 +165,9 @@ def evaluate(
     return Evaluation(rows, files)
 
 
-def upper_bounds(mos_by_dataset: Mapping[str, Sequence[float]], levels: Sequence[int], rounding: str) -> list[dict[str, Any]]:
+def upper_bounds(
+    mos_by_dataset: Mapping[str, Sequence[float]], levels: Sequence[int], rounding: str
+) -> list[dict[str, Any]]:
     """The paper's Table 1: one row per dataset, one (SRCC+PLCC)/2 bound per K."""
     from .metrics import discretization_bound
 

@@ -55,9 +55,7 @@ def scatter_with_marginals(
     p, m, _ = finite_pairs(pred, mos)
     stats = correlations(p, m)
     fig = Figure(figsize=(5.5, 5.5))
-    grid = fig.add_gridspec(
-        2, 2, width_ratios=(4, 1), height_ratios=(1, 4), hspace=0.05, wspace=0.05
-    )
+    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4), hspace=0.05, wspace=0.05)
     ax = fig.add_subplot(grid[1, 0])
     top = fig.add_subplot(grid[0, 0], sharex=ax)
     right = fig.add_subplot(grid[1, 1], sharey=ax)
@@ -122,8 +120,9 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
         ax.imshow(img)
         ax.set_axis_off()
     score = "—" if result.score is None else f"{result.score:.2f}"
-    overview[0].text(0.02, 0.98, score, transform=overview[0].transAxes, va="top", ha="left",
-                     **{**label, "fontsize": 12})
+    overview[0].text(
+        0.02, 0.98, score, transform=overview[0].transAxes, va="top", ha="left", **{**label, "fontsize": 12}
+    )
     overview[1].set_title(f"{len(local)} regions", loc="left", fontsize=10)
     colors = colormaps["tab10"]
     fill = np.zeros((h, w, 4))

@@ -118,9 +118,7 @@ def logistic4_fit(pred: ArrayLike, mos: ArrayLike) -> Fit:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            (b1, b2, b3, b4), _ = optimize.curve_fit(
-                logistic4, z, m, p0=[hi, lo, 0.0, 1.0], maxfev=20000
-            )
+            (b1, b2, b3, b4), _ = optimize.curve_fit(logistic4, z, m, p0=[hi, lo, 0.0, 1.0], maxfev=20000)
     except (RuntimeError, ValueError):
         b1 = b2 = b3 = b4 = np.nan
     fit = Fit("logistic4", (float(b1), float(b2), float(mu + sd * b3), float(sd * abs(b4))))
@@ -167,9 +165,7 @@ def correlations(pred: ArrayLike, mos: ArrayLike) -> dict[str, float | int | str
     }
 
 
-def discretize(
-    mos: ArrayLike, k: int, rounding: Literal["half_even", "half_up"] = "half_even"
-) -> np.ndarray:
+def discretize(mos: ArrayLike, k: int, rounding: Literal["half_even", "half_up"] = "half_even") -> np.ndarray:
     """Eq. (1): ŝ = Round(K·(s − min)/(max − min)), integers in 0..K.
 
     As printed this yields K+1 levels (0..K), not the K the text describes;
@@ -189,9 +185,7 @@ def discretize(
     return np.rint(x) if rounding == "half_even" else np.floor(x + 0.5)
 
 
-def discretization_bound(
-    mos: ArrayLike, k: int, rounding: Literal["half_even", "half_up"] = "half_even"
-) -> float:
+def discretization_bound(mos: ArrayLike, k: int, rounding: Literal["half_even", "half_up"] = "half_even") -> float:
     """Table 1: (SRCC + PLCC)/2 between the MOS and its K-level discretization (eq. 1).
 
     The best a scorer restricted to K integer levels could reach on this MOS

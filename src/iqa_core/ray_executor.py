@@ -12,8 +12,8 @@ Input paths must be readable on every node (a shared or mounted file system).
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 import pickle
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -139,12 +139,18 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     ds = ray.data.from_items(pending)
     if pipeline.segments:
         ds = ds.map_batches(
-            SegmentStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=runtime.chunk_images,
-            concurrency=actors, num_gpus=0.25 if gpus else 0,
+            SegmentStage,
+            fn_constructor_kwargs={"recipe": recipe},
+            batch_size=runtime.chunk_images,
+            concurrency=actors,
+            num_gpus=0.25 if gpus else 0,
         )
     ds = ds.map_batches(
-        ScoreStage, fn_constructor_kwargs={"recipe": recipe}, batch_size=runtime.chunk_images,
-        concurrency=actors, num_gpus=0.75 if gpus else 0,
+        ScoreStage,
+        fn_constructor_kwargs={"recipe": recipe},
+        batch_size=runtime.chunk_images,
+        concurrency=actors,
+        num_gpus=0.75 if gpus else 0,
     )
     for row in ds.iter_rows():
         if row["fatal"]:

@@ -22,7 +22,6 @@ from .decode import DecodeMethod
 from .errors import IQAError, RecipeError
 from .images import DEFAULT_MAX_PIXELS
 
-
 # output columns (outputs.py) a scorer label must not overwrite
 RESERVED_LABELS = frozenset(
     {"path", "score", "n_regions", "error", "region", "regions", "kind", "area", "x0", "y0", "x1", "y1"}
@@ -191,7 +190,5 @@ def resolve(source: str | Path | Mapping[str, Any]) -> Resolved:
     except ValueError as exc:
         raise RecipeError(f"{name}: ensemble.params: {exc}") from None
     if getattr(aggregate, "needs_global", False) and "whole" not in recipe.regions.views:
-        raise RecipeError(
-            f"{name}: regions.views: {recipe.aggregate.name} needs 'whole' among the views"
-        )
+        raise RecipeError(f"{name}: regions.views: {recipe.aggregate.name} needs 'whole' among the views")
     return Resolved(recipe, name, segmenter, standard, scorers, aggregate, ensemble)

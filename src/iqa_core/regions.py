@@ -96,9 +96,7 @@ def crop_view(image: Image.Image, region: Region, mode: ViewMode, min_side: int 
         h, w = mask.shape
         sx, sy = w / image.width, h / image.height
         window = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-        alpha = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-            view.size, Image.Resampling.NEAREST, box=window
-        )
+        alpha = Image.fromarray(mask.astype(np.uint8) * 255).resize(view.size, Image.Resampling.NEAREST, box=window)
         view = Image.composite(view, Image.new("RGB", view.size), alpha)
     short = min(view.size)
     if short < min_side:

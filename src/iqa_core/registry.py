@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 
 from .api import COMPONENT_KINDS, Component
@@ -34,8 +34,7 @@ class Entry:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise PluginNotFound(
-                f"{self.kind[:-1]} {self.name!r} from {self.distribution} could not be imported "
-                f"({self.target}): {exc}"
+                f"{self.kind[:-1]} {self.name!r} from {self.distribution} could not be imported ({self.target}): {exc}"
             ) from exc
         return _check_class(obj, self.kind, self.target)
 
@@ -47,7 +46,7 @@ class DuplicatePlugin(IQAError):
     """Two distributions register one name: which one runs would be an accident."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _discovered(kind: str) -> dict[str, list[Entry]]:
     """Entry points by name; more than one distribution per name is kept to report it."""
     found: dict[str, list[Entry]] = {}
@@ -114,9 +113,7 @@ def get(kind: str, name: str) -> type[Component]:
         names = available(kind)
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-        raise PluginNotFound(
-            f"unknown {kind[:-1]} {name!r}; {hint}available: {', '.join(names) or '(none)'}"
-        )
+        raise PluginNotFound(f"unknown {kind[:-1]} {name!r}; {hint}available: {', '.join(names) or '(none)'}")
     return cls
 
 

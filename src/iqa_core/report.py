@@ -26,8 +26,7 @@ def table(rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS) -> list[l
     cells = {(r.get("recipe", ""), r["dataset"]): r for r in rows}
     header = ["recipe"] + [f"{d} {m.upper()}" for d in datasets for m in metrics]
     body = [
-        [recipe] + [_fmt(cells.get((recipe, d), {}).get(m)) for d in datasets for m in metrics]
-        for recipe in recipes
+        [recipe] + [_fmt(cells.get((recipe, d), {}).get(m)) for d in datasets for m in metrics] for recipe in recipes
     ]
     return [header, *body]
 
@@ -70,14 +69,15 @@ def _markdown_table(lines: list[list[str]]) -> list[str]:
     ]
 
 
-def render_markdown(
-    rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS, figures: Sequence[str] = ()
-) -> str:
+def render_markdown(rows: Sequence[Row], metrics: Sequence[str] = TABLE_METRICS, figures: Sequence[str] = ()) -> str:
     """The paper-style table, every metric per evaluation, then figures (PNG embedded)."""
     lines = _markdown_table(table(rows, metrics))
     lines += ["", "## All metrics", "", *_markdown_table(details(rows))]
-    lines += ["", "n_failed images have no score and are left out of the correlations; "
-              "plcc_fitted and rmse_fitted are after the 4-parameter logistic fit."]
+    lines += [
+        "",
+        "n_failed images have no score and are left out of the correlations; "
+        "plcc_fitted and rmse_fitted are after the 4-parameter logistic fit.",
+    ]
     if figures:
         lines += ["", "## Figures", ""]
         for f in figures:

@@ -73,16 +73,12 @@ class Store:
 
     # masks ---------------------------------------------------------------
     def get_masks(self, image: str, segmenter: str) -> list[dict[str, Any]] | None:
-        row = self.db.execute(
-            "SELECT masks FROM masks WHERE image=? AND segmenter=?", (image, segmenter)
-        ).fetchone()
+        row = self.db.execute("SELECT masks FROM masks WHERE image=? AND segmenter=?", (image, segmenter)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put_masks(self, image: str, segmenter: str, rles: Sequence[dict[str, Any]]) -> None:
         with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO masks VALUES (?, ?, ?)", (image, segmenter, json.dumps(list(rles)))
-            )
+            self.db.execute("INSERT OR REPLACE INTO masks VALUES (?, ?, ?)", (image, segmenter, json.dumps(list(rles))))
 
     # level probabilities --------------------------------------------------
     def get_levels(self, keys: Iterable[ViewKey]) -> dict[ViewKey, LevelProbs]:
@@ -142,7 +138,9 @@ class Store:
         out: dict[str, list[tuple[Any, ...]]] = {}
         marks = ",".join("?" * len(images))
         for table in TABLES:
-            out[table] = [tuple(r) for r in self.db.execute(f"SELECT * FROM {table} WHERE image IN ({marks})", list(images))]
+            out[table] = [
+                tuple(r) for r in self.db.execute(f"SELECT * FROM {table} WHERE image IN ({marks})", list(images))
+            ]
         return out
 
     def import_rows(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:

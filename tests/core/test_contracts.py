@@ -154,8 +154,9 @@ def test_custom_standard_sorts_levels_and_builds_texts() -> None:
     assert std.descriptions == ("awful", "B", "great")
     assert "A: great, B, C: awful." in std.system
     assert "[C,B,A]" in std.user
-    own = CustomStandard({"levels": [{"value": 1, "label": "x"}, {"value": 2, "label": "y"}],
-                          "system": "S", "user": "U"})
+    own = CustomStandard(
+        {"levels": [{"value": 1, "label": "x"}, {"value": 2, "label": "y"}], "system": "S", "user": "U"}
+    )
     assert (own.system, own.user) == ("S", "U")
 
 
@@ -174,8 +175,12 @@ def test_custom_standard_rejects_bad_levels(levels: list, message: str) -> None:
 
 
 def test_prompt_key_follows_the_texts() -> None:
-    keys = {WordStandard({"levels": 7}).prompt_key(), SentenceStandard({"levels": 7}).prompt_key(),
-            NumberStandard({"levels": 7}).prompt_key(), WordStandard({"levels": 5}).prompt_key()}
+    keys = {
+        WordStandard({"levels": 7}).prompt_key(),
+        SentenceStandard({"levels": 7}).prompt_key(),
+        NumberStandard({"levels": 7}).prompt_key(),
+        WordStandard({"levels": 5}).prompt_key(),
+    }
     assert len(keys) == 4
     assert WordStandard({"levels": 7}).prompt_key() == WordStandard().prompt_key()
 

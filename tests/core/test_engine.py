@@ -122,7 +122,9 @@ def test_changing_the_standard_rescores(tmp_path: Path, test_plugins: Recorder) 
 def test_resume_after_interruption(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 6)
     store = tmp_path / "s.sqlite"
-    interrupted = recipe(store, scorers=[{"name": "test_brightness", "params": {"batch_size": 3, "interrupt_after": 5}}])
+    interrupted = recipe(
+        store, scorers=[{"name": "test_brightness", "params": {"batch_size": 3, "interrupt_after": 5}}]
+    )
     interrupted["runtime"]["chunk_images"] = 2  # 8 views per chunk: 3 calls per chunk
     with pytest.raises(KeyboardInterrupt):
         load_recipe(interrupted).score_many([tmp_path / "imgs"])
@@ -203,7 +205,10 @@ def test_segmenter_failure_fails_only_that_image(tmp_path: Path, test_plugins: R
     Image.new("RGB", (4, 4)).save(tiny)  # the test segmenter refuses it
     results = {Path(r.path).name: r for r in load_recipe(recipe(None)).score_many([tmp_path / "imgs"])}
     assert results["img00.png"].error is None and results["img01.png"].error is None
-    assert results["tiny.png"].error == f"{tiny}: segmentation failed: ValueError: image too small to segment: 4 pixels wide"
+    assert (
+        results["tiny.png"].error
+        == f"{tiny}: segmentation failed: ValueError: image too small to segment: 4 pixels wide"
+    )
 
 
 def test_whole_segmenter_scores_only_the_whole_image(tmp_path: Path, test_plugins: Recorder) -> None:
@@ -216,17 +221,21 @@ def test_whole_segmenter_scores_only_the_whole_image(tmp_path: Path, test_plugin
         assert r.score == pytest.approx(expected_score(Image.open(p).convert("RGB")))
 
 
-def test_no_local_region_and_no_whole_view_falls_back_to_the_whole_image(tmp_path: Path, test_plugins: Recorder) -> None:
+def test_no_local_region_and_no_whole_view_falls_back_to_the_whole_image(
+    tmp_path: Path, test_plugins: Recorder
+) -> None:
     paths = write_images(tmp_path / "imgs", 1)
     # `whole` yields no local regions; views without 'whole' leave nothing to score
-    pipe = load_recipe(recipe(None, segmenter={"name": "whole"}, aggregate={"name": "area"},
-                              regions={"views": ["bbox"]}))
+    pipe = load_recipe(
+        recipe(None, segmenter={"name": "whole"}, aggregate={"name": "area"}, regions={"views": ["bbox"]})
+    )
     [r] = pipe.score_many([tmp_path / "imgs"])
     assert r.error is None
     assert r.score == pytest.approx(expected_score(Image.open(paths[0]).convert("RGB")))
     # a segmenter whose masks all fall under t, with no complement
-    pipe = load_recipe(recipe(None, aggregate={"name": "mean"},
-                              regions={"views": ["bbox"], "min_area": 0.9, "complement": False}))
+    pipe = load_recipe(
+        recipe(None, aggregate={"name": "mean"}, regions={"views": ["bbox"], "min_area": 0.9, "complement": False})
+    )
     [r] = pipe.score_many([tmp_path / "imgs"])
     assert r.error is None and r.score is not None
 
@@ -325,7 +334,9 @@ def test_argmax_decoding_gives_levels(tmp_path: Path, test_plugins: Recorder) ->
         assert all(float(x.scores["test_brightness"]).is_integer() for x in r.regions)
 
 
-def test_store_is_created_from_the_recipe(tmp_path: Path, test_plugins: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_is_created_from_the_recipe(
+    tmp_path: Path, test_plugins: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_images(tmp_path / "imgs", 1)
     monkeypatch.chdir(tmp_path)
     data = recipe(None)
@@ -356,8 +367,11 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
 
     paths = write_images(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"")
-    data = recipe(tmp_path / "s.sqlite", segmenter={"name": "helpers:QuadrantSegmenter"},
-                  scorers=[{"name": "helpers:BrightnessScorer", "label": "b"}])
+    data = recipe(
+        tmp_path / "s.sqlite",
+        segmenter={"name": "helpers:QuadrantSegmenter"},
+        scorers=[{"name": "helpers:BrightnessScorer", "label": "b"}],
+    )
     data["runtime"]["devices"] = ["cpu", "cpu"]
     pipe = load_recipe(data)
     results = run_pipeline(pipe, [tmp_path / "imgs"])
@@ -376,8 +390,11 @@ def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, te
     from iqa_core.runner import run_pipeline
 
     (image,) = write_images(tmp_path / "imgs", 1)
-    data = recipe(tmp_path / "s.sqlite", segmenter={"name": "helpers:QuadrantSegmenter"},
-                  scorers=[{"name": "helpers:BrightnessScorer"}])
+    data = recipe(
+        tmp_path / "s.sqlite",
+        segmenter={"name": "helpers:QuadrantSegmenter"},
+        scorers=[{"name": "helpers:BrightnessScorer"}],
+    )
     data["runtime"]["devices"] = ["cpu", "cpu"]
     # the second worker's whole share is a missing file: an error row, not a failed run
     results = run_pipeline(load_recipe(data), [image, tmp_path / "missing.png"])

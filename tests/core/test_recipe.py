@@ -154,7 +154,9 @@ def test_unknown_plugin_with_did_you_mean(tmp_path: Path) -> None:
     msg = error_of(path)
     assert msg.startswith(f"{path}: aggregate.name: unknown aggregator 'mix_grainde'")
     assert "did you mean 'mix_grained'" in msg and "available: " in msg
-    msg = error_of(write(tmp_path, GOOD.replace("- name: test_brightness\n    label", "- name: test_brightnes\n    label")))
+    msg = error_of(
+        write(tmp_path, GOOD.replace("- name: test_brightness\n    label", "- name: test_brightnes\n    label"))
+    )
     assert "scorers[1].name: unknown scorer 'test_brightnes'; did you mean 'test_brightness'" in msg
 
 
@@ -192,7 +194,6 @@ def test_duplicate_scorer_labels(tmp_path: Path) -> None:
 def test_dict_recipes_are_named_recipe() -> None:
     msg = error_of(recipe(None, scorerz=[]))
     assert msg.startswith("<recipe>: ")
-
 
 
 def test_ensemble_weights_must_match_the_scorers(tmp_path: Path) -> None:

@@ -56,8 +56,7 @@ def test_any_resolution_and_batching_does_not_change_a_score(scorer: CLIPIQAScor
 def test_deterministic(tiny: dict[str, str], scorer: CLIPIQAScorer) -> None:
     views = [view(80, 100, 4), view(50, 70, 5)]
     again = CLIPIQAScorer({**tiny, "device": "cpu"})
-    np.testing.assert_array_equal(scorer.score(views, STANDARD).probs,
-                                  again.score(views, STANDARD).probs)
+    np.testing.assert_array_equal(scorer.score(views, STANDARD).probs, again.score(views, STANDARD).probs)
 
 
 def test_pooling_equals_open_clip_with_a_zero_positional_embedding(scorer: CLIPIQAScorer) -> None:
@@ -109,10 +108,14 @@ def test_missing_local_weights_name_the_path(tmp_path: Path) -> None:
 def test_a_vit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import open_clip
 
-    monkeypatch.setattr(open_clip, "create_model", lambda *a, **k: open_clip.CLIP(
-        embed_dim=16, vision_cfg={"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
-                                  "head_width": 16},
-        text_cfg={"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 1,
-                  "layers": 1}))
+    monkeypatch.setattr(
+        open_clip,
+        "create_model",
+        lambda *a, **k: open_clip.CLIP(
+            embed_dim=16,
+            vision_cfg={"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+            text_cfg={"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 1, "layers": 1},
+        ),
+    )
     with pytest.raises(IQAError, match="ResNet"):
         CLIPIQAScorer({"model": "ViT-B-32", "device": "cpu"}).load(STANDARD)

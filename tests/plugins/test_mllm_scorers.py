@@ -13,6 +13,11 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from iqa_core.api import LevelProbs, View  # noqa: E402
+from iqa_core.decode import decode  # noqa: E402
+from iqa_core.errors import IQAError, ModelUnavailable  # noqa: E402
 from iqa_plugins.scorers._mllm import (  # noqa: E402
     UnparsedAnswer,
     conversation,
@@ -31,11 +36,6 @@ from iqa_plugins.standards.levels import (  # noqa: E402
     WordStandard,
 )
 from iqa_plugins.testing import tiny_vlm  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from iqa_core.api import LevelProbs, View  # noqa: E402
-from iqa_core.decode import decode  # noqa: E402
-from iqa_core.errors import IQAError, ModelUnavailable  # noqa: E402
 
 ARCHS = {"janus": JanusProScorer, "llava": HFVLMScorer, "qwen2_vl": HFVLMScorer}
 STD = WordStandard({"levels": 7})
@@ -92,9 +92,7 @@ def test_batch_equals_views_scored_alone(scorers, views, arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_deterministic(scorers, views, arch):
-    np.testing.assert_array_equal(
-        scorers[arch].score(views, STD).probs, scorers[arch].score(views, STD).probs
-    )
+    np.testing.assert_array_equal(scorers[arch].score(views, STD).probs, scorers[arch].score(views, STD).probs)
 
 
 def test_views_change_scores(scorers, views):
@@ -105,9 +103,7 @@ def test_views_change_scores(scorers, views):
 def test_batch_is_left_padded(scorers, views):
     mask = scorers["qwen2_vl"].prepare(views, STD)["attention_mask"]
     assert (mask[:, 0] == 0).any(), "views of different shapes should need padding"
-    assert (mask[:, -1] == 1).all(), (
-        "padding must be on the left so the last position is the answer"
-    )
+    assert (mask[:, -1] == 1).all(), "padding must be on the left so the last position is the answer"
 
 
 @pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
@@ -241,9 +237,7 @@ def test_mplug_messages():
     assert messages[2]["content"] == ""
     messages[1]["content"] = "rewritten by the processor"
     assert owl3_messages(STD)[1]["content"].startswith("<|image|>")
-    no_system = CustomStandard(
-        {"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "2"}], "system": ""}
-    )
+    no_system = CustomStandard({"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "2"}], "system": ""})
     assert [m["role"] for m in owl3_messages(no_system)] == ["user", "assistant"]
 
 

@@ -16,8 +16,9 @@ from iqa_plugins.testing.tiny_sam2 import TINY_CONFIG, build_tiny_sam2  # noqa: 
 
 IMAGE_SIZE = 128
 # Random weights predict low IoU and unstable masks: keep everything but exact duplicates.
-PERMISSIVE = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7,
-                  min_mask_region_area=20, max_side=128)
+PERMISSIVE = dict(
+    pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7, min_mask_region_area=20, max_side=128
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +61,16 @@ def test_deterministic(segmenter: SAM2Segmenter) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
-def test_packaged_config_with_overrides_matches_local_yaml(
-    tiny: dict[str, str], segmenter: SAM2Segmenter
-) -> None:
-    packaged = SAM2Segmenter({
-        "config": TINY_CONFIG, "checkpoint": tiny["checkpoint"], "device": "cpu",
-        "overrides": [f"++model.image_size={IMAGE_SIZE}"], **PERMISSIVE,
-    })
+def test_packaged_config_with_overrides_matches_local_yaml(tiny: dict[str, str], segmenter: SAM2Segmenter) -> None:
+    packaged = SAM2Segmenter(
+        {
+            "config": TINY_CONFIG,
+            "checkpoint": tiny["checkpoint"],
+            "device": "cpu",
+            "overrides": [f"++model.image_size={IMAGE_SIZE}"],
+            **PERMISSIVE,
+        }
+    )
     image = noise(96, 160, seed=5)
     expected = segmenter.segment(image)
     got = packaged.segment(image)  # loads on first use
@@ -100,15 +104,14 @@ def test_missing_checkpoint_names_the_path(tmp_path: Path) -> None:
 
 
 def test_mismatched_checkpoint_is_a_clear_error(tiny: dict[str, str]) -> None:
-    seg = SAM2Segmenter({"config": "configs/sam2.1/sam2.1_hiera_s.yaml",
-                         "checkpoint": tiny["checkpoint"], "device": "cpu"})
+    seg = SAM2Segmenter(
+        {"config": "configs/sam2.1/sam2.1_hiera_s.yaml", "checkpoint": tiny["checkpoint"], "device": "cpu"}
+    )
     with pytest.raises(ModelUnavailable, match="does not match config"):
         seg.load()
 
 
-def test_offline_hub_id_is_model_unavailable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_offline_hub_id_is_model_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -147,12 +150,11 @@ def shapes(h: int, w: int, seed: int = 0) -> np.ndarray:
 # Random weights predict low IoUs and mostly whole-image masks; these settings make each stage
 # of the generator (IoU filter, stability filter, small-region filter, NMS) decide something.
 FAST_CASES = {
-    "keep_all": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
-                     min_mask_region_area=0),
-    "nms_distinct_boxes": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                               box_nms_thresh=0.9, mask_threshold=5.0, min_mask_region_area=5),
-    "filters": dict(pred_iou_thresh=0.1, stability_score_thresh=0.5, box_nms_thresh=0.9,
-                    min_mask_region_area=20),
+    "keep_all": dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0, min_mask_region_area=0),
+    "nms_distinct_boxes": dict(
+        pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.9, mask_threshold=5.0, min_mask_region_area=5
+    ),
+    "filters": dict(pred_iou_thresh=0.1, stability_score_thresh=0.5, box_nms_thresh=0.9, min_mask_region_area=20),
     "table2": {},
 }
 

@@ -6,8 +6,9 @@ import importlib
 from pathlib import Path
 
 import pytest
-from iqa_plugins.standards.levels import NUMBER_SYSTEM, FreeStandard, NumberStandard
 from pydantic import ValidationError
+
+from iqa_plugins.standards.levels import NUMBER_SYSTEM, FreeStandard, NumberStandard
 
 try:
     import tomllib
