@@ -479,3 +479,13 @@ def test_a_view_that_cannot_be_cut_fails_only_its_image(
     results = load_recipe(recipe(None)).score_many([tmp_path / "imgs"])
     assert [bool(r.error) for r in results] == [False, True, False]
     assert "cutting a view failed: MemoryError: no room for this crop" in results[1].error
+
+
+def test_pipeline_run_uses_the_recipes_executor(tmp_path: Path, test_plugins: Recorder) -> None:
+    write_images(tmp_path / "imgs", 2)
+    data = recipe(tmp_path / "s.sqlite")
+    data["runtime"]["devices"] = ["cpu"]
+    pipe = load_recipe(data)
+    assert [r.error for r in pipe.run([tmp_path / "imgs"])] == [None, None]
+    with pytest.raises(IQAError, match="no images found"):
+        pipe.run([tmp_path / "nothing-here"])
