@@ -81,6 +81,13 @@ def run(
     if written:
         summary += f"; wrote {', '.join(map(str, written))}"
     click.echo(summary, err=True)
+    if stats["views_off_level"]:
+        click.echo(
+            f"  note: for {stats['views_off_level']} of {stats['views_scored']} views the model's most likely "
+            "next token was not a level label (the level probabilities are still read; see "
+            "view_scores.top_is_level in the store)",
+            err=True,
+        )
     for r in failed[:10]:
         click.echo(f"  failed: {r.error}", err=True)
     if len(failed) > 10:

@@ -338,6 +338,8 @@ class Pipeline:
             self.stats["scorer_calls"] += 1
             self.stats["views_scored"] += len(views)
             _check_levels(label, levels, len(views), std)
+            if levels.top_is_level is not None:  # the prompt-following diagnostic
+                self.stats["views_off_level"] += int(np.count_nonzero(~levels.top_is_level))
             yield keys, levels
             return
         except IQAError:

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
 import iqa_core
-from helpers import Recorder, recipe, write_images
+from helpers import BrightnessScorer, Recorder, recipe, write_images
 from iqa_core.cli import cli
 
 pytestmark = pytest.mark.usefixtures("test_plugins")
@@ -247,3 +248,21 @@ def test_details_without_output_is_a_usage_error(test_plugins, tmp_path: Path) -
 def test_python_dash_m_runs_the_cli() -> None:
     out = subprocess.run([sys.executable, "-m", "iqa_core", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("iqa, version")
+
+
+class _OffLevel(BrightnessScorer):
+    """Says the model's top token was a level label for every other view only."""
+
+    def score(self, views, standard):
+        levels = super().score(views, standard)
+        levels.top_is_level = np.arange(len(views)) % 2 == 0
+        return levels
+
+
+def test_summary_notes_views_whose_top_token_was_not_a_level(tmp_path: Path, images: Path) -> None:
+    data = recipe(None, scorers=[{"name": f"{__name__}:_OffLevel", "params": {"batch_size": 4}}])
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = invoke("run", "--recipe", path, images)
+    assert res.exit_code == 0, res.output
+    assert "note: for 6 of 12 views the model's most likely next token was not a level label" in res.stderr
