@@ -17,6 +17,7 @@ Logits use the model's learned temperature (``logit_scale.exp()``, 100 for OpenA
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
@@ -121,6 +122,7 @@ class CLIPIQAScorer(Scorer):
         quick_gelu = p.quick_gelu
         if quick_gelu is None and not has_schema:
             quick_gelu = bool(open_clip.get_pretrained_cfg(p.model, p.pretrained).get("quick_gelu"))
+        logging.disable(logging.ERROR)  # open_clip logs a failed download before raising it
         try:
             return open_clip.create_model(
                 p.model,
@@ -136,6 +138,8 @@ class CLIPIQAScorer(Scorer):
                 "open_clip_config.json and the weights."
             )
             raise ModelUnavailable(self.model_label, f"{type(e).__name__}: {e}".rstrip(". "), hint) from e
+        finally:
+            logging.disable(logging.NOTSET)
 
     def _prompts(self, standard: Standard) -> tuple[str, ...]:
         if self.params.mode == "antonym":
