@@ -132,3 +132,15 @@ def recipe(store: Path | str | None, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+def pip_install_target(source: Path, target: Path) -> None:
+    """``pip install --target`` of a source tree (no deps, no isolation), as a user installs a plugin.
+
+    Install from a copy: setuptools writes ``build/`` beside the source.
+    """
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, "--target", str(target), str(source)], check=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from importlib.metadata import distributions
 from pathlib import Path
+
+from helpers import pip_install_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,21 +18,7 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, source / name)
     for name in ("src", "plugins"):  # a copy, so setuptools' build/ stays out of the checkout
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-    )
+    pip_install_target(source, target)
     (dist,) = [d for d in distributions(path=[str(target)]) if d.metadata["Name"] == "iqa"]
     groups = {ep.group: {e.name: e.value for e in dist.entry_points if e.group == ep.group} for ep in dist.entry_points}
     assert groups["iqa.standards"]["word"] == "iqa_plugins.standards.levels:WordStandard"

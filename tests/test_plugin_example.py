@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from helpers import pip_install_target
 from iqa_core import load_recipe, registry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iqa-sharpness"
@@ -24,21 +25,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     source = tmp_path_factory.mktemp("example") / EXAMPLE.name  # setuptools writes build/ beside it
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-    )
+    pip_install_target(source, target)
     sys.path.insert(0, str(target))
     registry.refresh()
     yield target
