@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.images import write_images  # noqa: E402
-from benchmarks.models import JANUS_PRO_7B, JANUS_TINY, build_janus, language_model_params  # noqa: E402
+from benchmarks.models import JANUS_PRO_7B, build_janus, language_model_params  # noqa: E402
 
 SAM2_LARGE = "configs/sam2.1/sam2.1_hiera_l.yaml"
 SAM2_TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -334,12 +334,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # ---- models, built once and loaded through the plugins' local paths
     from iqa_plugins.testing.tiny_sam2 import build_random_sam2
+    from iqa_plugins.testing.tiny_vlm import JANUS_TINY
 
     t0 = time.perf_counter()
     if tiny:
         seg_files = build_random_sam2(work / "sam2", SAM2_TINY, image_size=128, name="sam2_tiny128")
         seg_arch = "sam2.1 hiera-t, image_size 128 (random)"
-        vlm_dir = build_janus(work / "janus_tiny", JANUS_TINY, "cpu", "float32")
+        vlm_dir = build_janus(work / "janus_tiny", JANUS_TINY, "cpu", "float32")  # test dims
         vlm_arch = "janus (tiny dims, random)"
     else:
         seg_files = build_random_sam2(work / "sam2", SAM2_LARGE, name="sam2.1_hiera_l")

@@ -139,9 +139,46 @@ def _save(model: Any, processor: Any, out: Path) -> Path:
     return out
 
 
-def build_janus(out: str | Path, seed: int = 0) -> Path:
-    """Janus (JanusForConditionalGeneration + JanusProcessor): the real geometry, 384 px images
-    in 16 px patches -> 576 image tokens, which transformers 4's JanusProcessor hard-codes."""
+# Janus at test size: the real geometry (384 px images in 16 px patches -> 576 image tokens,
+# which transformers 4's JanusProcessor hard-codes), tiny widths. "vocab_size": None = the tokenizer's.
+JANUS_TINY: dict[str, dict[str, Any]] = {
+    "text": {**_text_dims(0), "vocab_size": None},
+    "vision": dict(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=384,
+        patch_size=16,
+        projection_dim=32,
+        depth=1,
+        num_image_tokens=576,
+    ),
+    "vq": dict(
+        embed_dim=8,
+        num_embeddings=16,
+        latent_channels=32,
+        base_channels=32,
+        channel_multiplier=[1, 1],
+        num_res_blocks=1,
+        projection_dim=32,
+        image_token_embed_dim=32,
+        num_hidden_layers=1,
+    ),
+}
+
+
+def build_janus(
+    out: str | Path,
+    seed: int = 0,
+    dims: dict[str, dict[str, Any]] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> Path:
+    """Janus (JanusForConditionalGeneration + JanusProcessor) with random weights.
+
+    ``dims`` default to :data:`JANUS_TINY`; the benchmark passes real (7B) dimensions, and
+    ``device``/``dtype`` let such a model be created directly on a GPU in bf16.
+    """
     import torch
     from transformers import (
         JanusConfig,
@@ -153,6 +190,7 @@ def build_janus(out: str | Path, seed: int = 0) -> Path:
         LlamaConfig,
     )
 
+    dims = dims or JANUS_TINY
     tokenizer = build_tokenizer(
         {
             "bos_token": "<|begin_of_sentence|>",
@@ -169,48 +207,35 @@ def build_janus(out: str | Path, seed: int = 0) -> Path:
         JANUS_TEMPLATE,
         tokenizer_class_for(JanusProcessor),
     )
-    image_size, patch = 384, 16
-    num_image_tokens = (image_size // patch) ** 2
+    text_dims = {**dims["text"], "vocab_size": dims["text"]["vocab_size"] or len(tokenizer)}
+    if text_dims["vocab_size"] < len(tokenizer):
+        raise ValueError(f"vocab_size {text_dims['vocab_size']} < the tokenizer's {len(tokenizer)}")
     text = LlamaConfig(
-        **_text_dims(len(tokenizer)),
+        **text_dims,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    vision = JanusVisionConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        image_size=image_size,
-        patch_size=patch,
-        projection_dim=32,
-        depth=1,
-        num_image_tokens=num_image_tokens,
-    )
-    vq = JanusVQVAEConfig(
-        embed_dim=8,
-        num_embeddings=16,
-        latent_channels=32,
-        base_channels=32,
-        channel_multiplier=[1, 1],
-        num_res_blocks=1,
-        projection_dim=32,
-        image_token_embed_dim=32,
-        num_hidden_layers=1,
-    )
     config = JanusConfig(
         text_config=text,
-        vision_config=vision,
-        vq_config=vq,
+        vision_config=JanusVisionConfig(**dims["vision"]),
+        vq_config=JanusVQVAEConfig(**dims["vq"]),
         image_token_id=tokenizer.convert_tokens_to_ids("<image_placeholder>"),
     )
     torch.manual_seed(seed)
-    model = JanusForConditionalGeneration(config)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):  # a 7B model initialises in seconds on a GPU
+            model = JanusForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    size = dims["vision"]["image_size"]
     processor = JanusProcessor(
-        image_processor=JanusImageProcessor(size={"height": image_size, "width": image_size}),
+        image_processor=JanusImageProcessor(size={"height": size, "width": size}),
         tokenizer=tokenizer,
         chat_template=JANUS_TEMPLATE,
-        num_image_tokens=num_image_tokens,
+        num_image_tokens=dims["vision"]["num_image_tokens"],
         use_default_system_prompt=True,  # as the converted hub checkpoints ship
     )
     return _save(model, processor, out)
