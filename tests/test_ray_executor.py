@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from helpers import write_images
 from iqa_core.engine import Pipeline
@@ -88,3 +90,27 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
     data["scorers"] = [{"name": "hf_vlm", "params": {"model": str(tmp_path / "no-such-model")}}]
     with pytest.raises(ModelUnavailable, match="no-such-model"):
         run_pipeline(Pipeline.from_recipe(data), [tmp_path / "imgs"])
+
+
+def test_ray_segmentation_failures_are_rows_and_actors_keep_one_batch(local_ray, tmp_path: Path) -> None:
+    from iqa_core.ray_executor import ScoreStage, SegmentStage
+
+    write_images(tmp_path / "imgs", 3)
+    (tmp_path / "imgs" / "tiny.png").write_bytes(b"")  # unreadable
+    local = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "local.sqlite", "local")), [tmp_path / "imgs"])
+    on_ray = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray")), [tmp_path / "imgs"])
+    assert [r.error for r in on_ray] == [r.error for r in local]
+
+    # called directly, the stages keep only the current batch's rows
+    recipe = _recipe(tmp_path / "unused.sqlite", "local")
+    recipe["runtime"]["store"] = None
+    segment, score = SegmentStage(recipe), ScoreStage(recipe)
+    for path in sorted((tmp_path / "imgs").glob("img*.png")):
+        out = score(segment({"path": [str(path)], "seed": [""]}))
+        assert out["fatal"] == [""] and json.loads(out["result"][0])["error"] is None
+        assert score.pipeline.store.count("results") == 1
+    narrow = tmp_path / "narrow.png"
+    Image.new("RGB", (4, 16)).save(narrow)  # the test segmenter fails on it
+    out = score(segment({"path": [str(narrow)], "seed": [""]}))
+    assert "segmentation failed: ValueError: image too small" in json.loads(out["result"][0])["error"]
+    assert json.loads(out["payload"][0])["stats"].get("segmenter_calls", 0) == 0  # not run again

@@ -44,6 +44,10 @@ from .regions import build_regions, crop_view, decode_rle, encode_rle
 from .store import Store, ViewKey
 
 
+def _nothing() -> None:
+    """A ``settle`` with nothing to wait for."""
+
+
 @dataclass
 class _Work:
     """One image in flight: its pixels and the regions it will be scored on."""
@@ -79,9 +83,14 @@ class Pipeline:
     # ----------------------------------------------------------------- setup
     @property
     def store(self) -> Store:
+        """The recipe's store (``runtime.store``), opened on first use, unless one was given."""
         if self._store is None:
             self._store = Store(self.recipe.runtime.store)
         return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
 
     @property
     def labels(self) -> list[str]:
@@ -141,15 +150,22 @@ class Pipeline:
         """Score files, folders, globs or list files; results in input order, errors as rows."""
         paths = expand_inputs(inputs)
         results: list[ImageResult] = []
-        from tqdm.auto import tqdm
+        bar = None
+        if progress:  # tqdm makes a process-wide lock even when disabled: only when shown
+            from tqdm.auto import tqdm
 
-        with tqdm(total=len(paths), unit="img", disable=not progress, dynamic_ncols=True) as bar:
+            bar = tqdm(total=len(paths), unit="img", dynamic_ncols=True)
+        try:
             for chunk in self._chunks(paths):
                 for result in self._run_chunk(chunk):
                     results.append(result)
                     if on_result is not None:
                         on_result(result)
-                    bar.update(1)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         return results
 
     def run(self, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
@@ -305,7 +321,9 @@ class Pipeline:
                 ahead = pool.submit(prepare, batches[i + 1]) if i + 1 < len(batches) else None
                 if not keys:
                     continue
-                for sub_keys, levels in self._call_scorer(label, scorer, std, keys, views, failed, prepared):
+                settle = ahead.result if ahead is not None else _nothing
+                calls = self._call_scorer(label, scorer, std, keys, views, failed, prepared, settle)
+                for sub_keys, levels in calls:
                     self.store.put_levels(sub_keys, levels)
                     for j, key in enumerate(sub_keys):
                         found[key] = levels.row(j)
@@ -329,10 +347,16 @@ class Pipeline:
         views: list[View],
         failed: dict[ViewKey, str],
         prepared: Any = None,
+        settle: Callable[[], object] = _nothing,
     ) -> Iterator[tuple[list[ViewKey], LevelProbs]]:
-        """One batched call; if it fails, view by view, so one bad view fails only its image."""
+        """One batched call; if it fails, view by view, so one bad view fails only its image.
+
+        ``settle`` waits for the background ``prepare`` of the next batch, so the scorer's
+        processor is never used by two threads at once.
+        """
         try:
             if prepared is None:
+                settle()
                 prepared = scorer.prepare(views, std)
             levels = scorer.forward(prepared, std)
             self.stats["scorer_calls"] += 1
@@ -349,7 +373,7 @@ class Pipeline:
                 failed[keys[0]] = _describe(f"scorer {label!r}", exc)
                 return
         for key, view in zip(keys, views):
-            yield from self._call_scorer(label, scorer, std, [key], [view], failed)
+            yield from self._call_scorer(label, scorer, std, [key], [view], failed, settle=settle)
 
     def _finish(self, w: _Work, levels: dict[str, dict[ViewKey, LevelProbs]]) -> ImageResult:
         path, digest = w.loaded.path, w.loaded.content_hash

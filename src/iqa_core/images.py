@@ -22,6 +22,8 @@ from .errors import ImageError, IQAError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own bomb threshold (2 x MAX_IMAGE_PIXELS)
+# decode_image enforces max_pixels itself; PIL's warning below that would only be noise
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
@@ -91,23 +93,23 @@ def content_hash(data: bytes) -> str:
 
 
 def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and max_pixels > 2 * limit:  # PIL refuses at twice its limit; ours governs
-        Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
+    """Bytes -> RGB. ``max_pixels`` is the decompression-bomb guard; PIL's own must not be lower.
+
+    PIL refuses above twice ``Image.MAX_IMAGE_PIXELS`` and warns above it, so that limit is
+    raised to ours (process-wide, once; decode threads race benignly to the same value) and
+    its warning is filtered out at import: every image over ``max_pixels`` is refused here.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            # PIL warns above MAX_IMAGE_PIXELS (half its own error threshold): ``max_pixels``
-            # below is the guard, so the warning must not refuse images under that limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > max_pixels:
-                raise ImageError(
-                    f"{where}: {img.width}x{img.height} exceeds the {max_pixels}-pixel limit "
-                    "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
-                )
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > max_pixels:
+            raise ImageError(
+                f"{where}: {img.width}x{img.height} exceeds the {max_pixels}-pixel limit "
+                "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
+            )
+        img.load()
+        return to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except UnidentifiedImageError:

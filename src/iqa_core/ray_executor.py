@@ -28,8 +28,15 @@ from .runner import worker_recipe
 from .store import Store
 
 
+def _pickled(exc: IQAError) -> str:
+    try:
+        return pickle.dumps(exc).hex()
+    except Exception:  # an attribute that does not pickle: the message is what matters
+        return pickle.dumps(IQAError(str(exc))).hex()
+
+
 class _Stage(ABC):
-    """A Ray actor holding a pipeline with an in-memory store seeded per batch.
+    """A Ray actor holding a pipeline whose in-memory store holds one batch at a time.
 
     A user error (e.g. weights that cannot be loaded) travels back as data in the
     ``fatal`` column: Ray Data would wrap a raised one into a long traceback.
@@ -43,12 +50,14 @@ class _Stage(ABC):
         fatal = next((str(c) for c in batch.get("fatal", []) if c), "")
         if not fatal:
             try:
+                self.pipeline.store.close()
+                self.pipeline.store = Store(None)  # the rows of earlier batches went back already
                 for cell in batch["seed"]:
                     if cell:
                         self.pipeline.store.import_rows(json.loads(str(cell)))
                 return {**self.run(batch), "fatal": [""] * n}
             except IQAError as exc:
-                fatal = pickle.dumps(exc).hex()
+                fatal = _pickled(exc)
         return {**self.empty(batch), "fatal": [fatal] * n}
 
     @abstractmethod
@@ -68,17 +77,18 @@ class SegmentStage(_Stage):
         return {"path": paths, "seed": [""] * len(paths), "masks": [""] * len(paths)}
 
     def run(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        """Each image's masks, or its error (the scoring stage turns that into its error row)."""
         masks = []
         for path in batch["path"]:
             try:
                 item = read_image(str(path), self.pipeline.recipe.runtime.max_pixels)
-                masks.append(json.dumps([item.content_hash, self.pipeline.segment(item)]))
-            except ImageError:  # the scoring stage reads it again and records the error row
-                masks.append("")
+                masks.append(json.dumps({"hash": item.content_hash, "masks": self.pipeline.segment(item)}))
+            except ImageError as exc:
+                masks.append(json.dumps({"error": str(exc)}))
             except IQAError:  # e.g. the segmenter's weights: the run stops with this message
                 raise
-            except Exception:  # one image's failure: the scoring stage records it
-                masks.append("")
+            except Exception as exc:  # one image's failure
+                masks.append(json.dumps({"error": f"{path}: segmentation failed: {type(exc).__name__}: {exc}"}))
         return {"path": [str(p) for p in batch["path"]], "seed": list(map(str, batch["seed"])), "masks": masks}
 
 
@@ -90,12 +100,17 @@ class ScoreStage(_Stage):
 
     def run(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         pipeline = self.pipeline
-        seg_key = pipeline.segmenter.cache_key()
-        for cell in batch.get("masks", []):
-            if cell:
-                digest, rles = json.loads(str(cell))
-                pipeline.store.put_masks(digest, seg_key, rles)
-        results = pipeline.score_many([str(p) for p in batch["path"]])
+        paths = [str(p) for p in batch["path"]]
+        failed: dict[str, ImageResult] = {}
+        for path, cell in zip(paths, batch.get("masks", [""] * len(paths))):
+            segmented = json.loads(str(cell)) if cell else {}
+            if "error" in segmented:  # not read or not segmented: not tried again here
+                failed[path] = ImageResult(path, error=segmented["error"])
+            elif segmented:
+                pipeline.store.put_masks(segmented["hash"], pipeline.segmenter.cache_key(), segmented["masks"])
+        todo = [p for p in paths if p not in failed]
+        scored = dict(zip(todo, pipeline.score_many(todo))) if todo else {}
+        results = [failed.get(p) or scored[p] for p in paths]
         rows = pipeline.store.export_rows([r.content_hash for r in results if r.content_hash])
         payload = json.dumps({"rows": rows, "stats": dict(pipeline.stats)})
         pipeline.stats.clear()
@@ -142,14 +157,14 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
             SegmentStage,
             fn_constructor_kwargs={"recipe": recipe},
             batch_size=runtime.chunk_images,
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=0.25 if gpus else 0,
         )
     ds = ds.map_batches(
         ScoreStage,
         fn_constructor_kwargs={"recipe": recipe},
         batch_size=runtime.chunk_images,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=0.75 if gpus else 0,
     )
     for row in ds.iter_rows():

@@ -88,7 +88,7 @@ class Recipe(_Model):
         labels = [s.label or s.name for s in scorers]
         reserved = sorted(set(labels) & RESERVED_LABELS)
         if reserved:
-            raise ValueError(f"scorer label(s) {reserved} would overwrite output columns: set 'label'")
+            raise ValueError(f"scorer label(s) {reserved} would overwrite output columns: choose another 'label'")
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"scorers share the label(s) {dupes}: give each a distinct 'label'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from .api import ImageResult
 from .engine import Pipeline
 from .errors import IQAError
 from .images import expand_inputs
+
+
+class WorkerFailed(IQAError):
+    """A device worker died (killed, out of memory, a crash in native code)."""
+
+    exit_code = 1
 
 
 def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
@@ -63,39 +70,64 @@ def worker_recipe(pipeline: Pipeline, device: str | None) -> dict[str, Any]:
 def _run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[str]) -> dict[str, ImageResult]:
     """One process per device, each scoring an interleaved share into the shared store file.
 
-    Workers ignore SIGINT; on Ctrl-C the parent terminates them, so nothing hangs. A
-    worker's user error (e.g. an unavailable model) is raised here as that error.
+    The parent waits on each worker's pipe and process sentinel, so a worker that dies
+    is reported at once (what it scored is stored: a rerun resumes). Workers ignore
+    SIGINT; on Ctrl-C, or any failure, the parent terminates them.
     """
     store_path = pipeline.recipe.runtime.store
     if store_path is None:
         raise IQAError("runtime.devices lists several devices: that needs a store file (runtime.store)")
     _ = pipeline.store  # the file, its schema and WAL mode, made once before the workers race
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    pool = context.Pool(len(devices), initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    workers: dict[Connection, tuple[str, Any]] = {}
+    by_path: dict[str, ImageResult] = {}
     try:
-        jobs = [
-            pool.apply_async(_device_worker, (worker_recipe(pipeline, dev), store_path, list(paths[i :: len(devices)])))
-            for i, dev in enumerate(devices)
-        ]
-        by_path = {}
-        for job in jobs:
-            rows, stats = job.get()
-            pipeline.stats.update(stats)
-            by_path.update((r["path"], ImageResult.from_dict(r)) for r in rows)
-        pool.close()
+        for i, device in enumerate(devices):
+            reader, writer = context.Pipe(duplex=False)
+            args = (worker_recipe(pipeline, device), store_path, list(paths[i :: len(devices)]), writer)
+            process = context.Process(target=_device_worker, args=args, daemon=True)
+            process.start()
+            writer.close()
+            workers[reader] = (device, process)
+        while workers:
+            ready = wait([*workers, *(p.sentinel for _, p in workers.values())])
+            for reader, (device, process) in list(workers.items()):
+                if reader not in ready and process.sentinel not in ready:
+                    continue
+                try:
+                    status, payload, stats = reader.recv()
+                except EOFError:
+                    process.join()
+                    raise WorkerFailed(
+                        f"the worker for device {device} exited (code {process.exitcode}) before finishing; "
+                        "what it scored is in the store, so a rerun resumes. (A script that sets "
+                        "runtime.devices must guard its entry point with `if __name__ == '__main__':`.)"
+                    ) from None
+                if status == "error":
+                    raise payload
+                pipeline.stats.update(stats)
+                by_path.update((r["path"], ImageResult.from_dict(r)) for r in payload)
+                del workers[reader]
         return by_path
     finally:
-        pool.terminate()
-        pool.join()
+        for _, process in workers.values():
+            process.terminate()
+            process.join()
 
 
-def _device_worker(
-    recipe: dict[str, Any], store_path: str, paths: list[str]
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def _device_worker(recipe: dict[str, Any], store_path: str, paths: list[str], out: Connection) -> None:
+    """Score ``paths`` and send (status, rows or error, stats) to the parent."""
     from .store import Store
 
-    if not paths:
-        return [], {}
-    pipeline = Pipeline.from_recipe(recipe, Store(store_path))
-    rows = [r.to_dict() for r in pipeline.score_many(paths)]
-    return rows, dict(pipeline.stats)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    try:
+        pipeline = Pipeline.from_recipe(recipe, Store(store_path))
+        rows = [r.to_dict() for r in pipeline.score_many(paths)] if paths else []
+        out.send(("ok", rows, dict(pipeline.stats)))
+    except IQAError as exc:
+        try:
+            out.send(("error", exc, {}))
+        except Exception:  # an attribute that does not pickle: the message is what matters
+            out.send(("error", IQAError(str(exc)), {}))
+    finally:
+        out.close()

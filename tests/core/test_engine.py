@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -489,3 +492,59 @@ def test_pipeline_run_uses_the_recipes_executor(tmp_path: Path, test_plugins: Re
     assert [r.error for r in pipe.run([tmp_path / "imgs"])] == [None, None]
     with pytest.raises(IQAError, match="no images found"):
         pipe.run([tmp_path / "nothing-here"])
+
+
+class _DiesOnImg01(BrightnessScorer):
+    """A worker process that dies (as under the OOM killer) when it meets img01."""
+
+    def score(self, views, standard):
+        if any("img01" in v.source for v in views):
+            os._exit(3)
+        return super().score(views, standard)
+
+
+def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, test_plugins: Recorder) -> None:
+    from iqa_core.runner import WorkerFailed, run_pipeline
+
+    write_images(tmp_path / "imgs", 4)
+    data = recipe(
+        tmp_path / "s.sqlite",
+        segmenter={"name": "helpers:QuadrantSegmenter"},
+        scorers=[{"name": f"{__name__}:_DiesOnImg01"}],
+    )
+    data["runtime"]["devices"] = ["cpu", "cpu"]
+    with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes"):
+        run_pipeline(load_recipe(data), [tmp_path / "imgs"])
+
+
+class _OnePrepareAtATime(BrightnessScorer):
+    """Records how many prepares overlap; its forward fails on batches holding img00, so the
+    engine retries view by view (preparing in the main thread) while batch i + 1 is prepared."""
+
+    lock = threading.Lock()
+    active = 0
+    peak = 0
+
+    def prepare(self, views, standard):
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.peak = max(cls.peak, cls.active)
+        time.sleep(0.02)
+        with cls.lock:
+            cls.active -= 1
+        return list(views)
+
+    def forward(self, prepared, standard):
+        if len(prepared) > 1 and any("img00" in v.source for v in prepared):
+            raise RuntimeError("this batch does not fit")
+        return self.score(prepared, standard)
+
+
+def test_retries_never_prepare_alongside_the_background_thread(tmp_path: Path, test_plugins: Recorder) -> None:
+    write_images(tmp_path / "imgs", 4)
+    _OnePrepareAtATime.peak = 0
+    data = recipe(None, scorers=[{"name": f"{__name__}:_OnePrepareAtATime", "params": {"batch_size": 2}}])
+    results = load_recipe(data).score_many([tmp_path / "imgs"])
+    assert all(r.error is None for r in results)
+    assert _OnePrepareAtATime.peak == 1
