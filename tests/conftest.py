@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+
+# The suite never reaches a model hub; offline, huggingface_hub fails at once instead of
+# waiting on the network (it reads this when first imported, after this file).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
