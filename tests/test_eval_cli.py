@@ -35,6 +35,18 @@ def dataset(tmp_path: Path) -> Path:
     return table
 
 
+def _csv_dataset(table: Path) -> list[str]:
+    """``-d csv=TABLE`` with the fixture's column names."""
+    return [
+        "-d",
+        f"csv={table}",
+        "--dataset-option",
+        "csv.path_column=file",
+        "--dataset-option",
+        "csv.mos_column=score",
+    ]
+
+
 def _eval(args: list[str]) -> tuple[int, str, str]:
     res = CliRunner().invoke(cli, ["eval", *args])
     return res.exit_code, res.stdout, res.stderr
@@ -47,12 +59,7 @@ def test_eval_writes_table_predictions_figures(test_plugins, dataset: Path, tmp_
         [
             "-r",
             str(r),
-            "-d",
-            f"csv={dataset}",
-            "--dataset-option",
-            "csv.path_column=file",
-            "--dataset-option",
-            "csv.mos_column=score",
+            *_csv_dataset(dataset),
             "-o",
             str(out),
             "--store",
@@ -83,12 +90,7 @@ def test_sweep_shares_model_outputs_across_recipes(test_plugins, dataset: Path, 
         [
             "-r",
             str(tmp_path / "sweep"),
-            "-d",
-            f"csv={dataset}",
-            "--dataset-option",
-            "csv.path_column=file",
-            "--dataset-option",
-            "csv.mos_column=score",
+            *_csv_dataset(dataset),
             "-o",
             str(out),
             "--no-store",
@@ -115,12 +117,7 @@ def test_eval_after_run_calls_no_model(test_plugins, dataset: Path, tmp_path: Pa
         [
             "-r",
             str(r),
-            "-d",
-            f"csv={dataset}",
-            "--dataset-option",
-            "csv.path_column=file",
-            "--dataset-option",
-            "csv.mos_column=score",
+            *_csv_dataset(dataset),
             "-o",
             str(tmp_path / "out"),
             "--store",
