@@ -7,6 +7,8 @@ STAMP := $(VENV)/.iqa-installed
 RECIPE ?= recipes/llm_iqa.yaml
 IMAGES ?= images
 OUT ?= results.csv
+# e.g. BENCH_ARGS='--device cuda --json bench.json' on a GPU machine
+BENCH_ARGS ?=
 
 .PHONY: setup test run bench
 
@@ -27,4 +29,4 @@ run: setup
 	$(BIN)/iqa run --recipe $(RECIPE) $(IMAGES) -o $(OUT)
 
 bench: setup
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
