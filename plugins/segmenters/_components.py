@@ -71,7 +71,9 @@ def _areas_scipy(mask: np.ndarray) -> np.ndarray:
     return counts[labels]
 
 
-def fill_small_regions(logits: torch.Tensor, threshold: float, max_area: int) -> torch.Tensor:
+def fill_small_regions(
+    logits: torch.Tensor, threshold: float, max_area: int, backend: Backend = "auto"
+) -> torch.Tensor:
     """SAM2's hole and island filter on ``(..., H, W)`` mask logits, all slices in one pass.
 
     Background components (``logits <= threshold``) of at most ``max_area`` pixels become
@@ -80,7 +82,7 @@ def fill_small_regions(logits: torch.Tensor, threshold: float, max_area: int) ->
     """
     logits = logits.float()
     fg = logits > threshold
-    areas = component_areas(torch.stack((~fg, fg)))
+    areas = component_areas(torch.stack((~fg, fg)), backend)
     hole = (areas[0] > 0) & (areas[0] <= max_area)
     island = (areas[1] > 0) & (areas[1] <= max_area)
     logits = torch.where(hole, threshold + 10.0, logits)

@@ -315,6 +315,7 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
             low, iou = low[keep], iou[keep]
         if len(low) == 0:
             continue
+        low = low.float()  # as the package's post-processing, which upsamples float32 logits
         if g.min_mask_region_area > 0:  # per mask, so it commutes with the IoU filter
             low = fill_small_regions(low, transforms.mask_threshold, g.min_mask_region_area)
         for start in range(0, len(low), _UPSAMPLE_CHUNK):

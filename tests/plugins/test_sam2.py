@@ -299,7 +299,7 @@ def test_fast_postprocess_keeps_exactly_the_package_masks(
     with the tensor labelling forced (what runs on a GPU) and with the device's choice."""
     from functools import partial
 
-    monkeypatch.setattr(_components, "component_areas", partial(_components.component_areas, backend=backend))
+    monkeypatch.setattr(_components, "fill_small_regions", partial(fill_small_regions, backend=backend))
     params = {**tiny, **FAST_CASES[case], "max_side": 128, "device": "cpu"}
     fast = SAM2Segmenter(params)
     stock = stock_generator(params)
