@@ -375,7 +375,7 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": "helpers:BrightnessScorer", "label": "b"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     pipe = load_recipe(data)
     results = run_pipeline(pipe, [tmp_path / "imgs"])
     assert [Path(r.path).name for r in results] == ["bad.png"] + [p.name for p in paths]
@@ -398,7 +398,7 @@ def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, te
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": "helpers:BrightnessScorer"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     # the second worker's whole share is a missing file: an error row, not a failed run
     results = run_pipeline(load_recipe(data), [image, tmp_path / "missing.png"])
     assert results[0].error is None and "file not found" in results[1].error
@@ -512,7 +512,7 @@ def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, te
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": f"{__name__}:_DiesOnImg01"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes"):
         run_pipeline(load_recipe(data), [tmp_path / "imgs"])
 
