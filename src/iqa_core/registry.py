@@ -13,12 +13,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
-from importlib.machinery import PathFinder
-from importlib.metadata import packages_distributions
-from pathlib import Path
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.machinery import PathFinder
+from importlib.metadata import entry_points, packages_distributions
+from pathlib import Path
 
 from .api import COMPONENT_KINDS, Component
 from .errors import IQAError, PluginNotFound
