@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("sam2")
 
+from helpers import png_bomb  # noqa: E402
 from iqa_core.cli import cli  # noqa: E402
 from iqa_plugins.testing import tiny_vlm  # noqa: E402
 from iqa_plugins.testing.tiny_sam2 import build_tiny_sam2  # noqa: E402
@@ -37,19 +36,6 @@ PERMISSIVE = {
     "points_per_side": 2,
     "max_side": SAM_SIZE,
 }
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(path: Path, width: int, height: int) -> None:
-    """A valid greyscale PNG of zeros: under 1 MB that would decode to width x height bytes."""
-    squeeze = zlib.compressobj(1)
-    row = bytes(width + 1)  # filter byte + pixels
-    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
 
 
 def picture(h: int, w: int, seed: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import iqa_core
-from helpers import recipe, write_images
+from helpers import png_bomb, recipe, write_images
 from iqa_core.errors import ImageError, IQAError
 from iqa_core.images import expand_inputs, read_image
 
@@ -126,21 +126,23 @@ pipe = iqa_core.load_recipe(recipe(None, segmenter={"name": "whole"}, scorers=[{
 pipe.score_many([sys.argv[1]])  # threads, imports and models set up before the limit
 with open("/proc/self/statm") as f:
     used = int(f.read().split()[0]) * resource.getpagesize()
-resource.setrlimit(resource.RLIMIT_AS, (used + 512 * 2**20, resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_AS, (used + 320 * 2**20, resource.RLIM_INFINITY))
 for r in pipe.score_many(sys.argv[1:]):
     print(r.path, "|", r.error)
 """
 
 
-def test_a_file_too_large_for_memory_is_its_own_error_row(tmp_path: Path) -> None:
-    """A read that raised MemoryError used to end the whole run."""
+def test_files_too_large_for_memory_are_their_own_error_rows(tmp_path: Path) -> None:
+    """A read that raised MemoryError used to end the whole run; a decode that does is its row too."""
     a, b = write_images(tmp_path / "imgs", 2)
     huge = tmp_path / "imgs" / "huge.png"
     with huge.open("wb") as f:
         f.truncate(4 * 2**30)  # sparse: no disk used, but 4 GiB to read
+    dense = tmp_path / "imgs" / "dense.png"
+    png_bomb(dense, 14_000, 12_000)  # under the pixel limit; its RGB needs 504 MB
     env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(a), str(huge), str(b)],
+        [sys.executable, "-c", MEMORY_SCRIPT, str(a), str(huge), str(dense), str(b)],
         capture_output=True,
         text=True,
         env=env,
@@ -148,4 +150,9 @@ def test_a_file_too_large_for_memory_is_its_own_error_row(tmp_path: Path) -> Non
     )
     assert run.returncode == 0, run.stderr[-2000:]
     rows = [line.split(" | ") for line in run.stdout.splitlines()]
-    assert rows == [[str(a), "None"], [str(huge), f"{huge}: too large to read into memory"], [str(b), "None"]]
+    assert rows == [
+        [str(a), "None"],
+        [str(huge), f"{huge}: too large to read into memory"],
+        [str(dense), f"{dense}: too large to decode in memory"],
+        [str(b), "None"],
+    ]
