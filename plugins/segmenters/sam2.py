@@ -70,12 +70,11 @@ _INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
 
 def check_overrides(overrides: list[str], config_file: Path) -> None:
     """Raise ValueError naming the first override that is more than a value for a known key."""
-    import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
 
-    nodes = dict(_paths(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}))
+    nodes = dict(_paths(_read_config(config_file)))
     parser = OverridesParser.create()
     for i, text in enumerate(overrides):
         where = f"overrides[{i}] {text!r}"
@@ -95,13 +94,46 @@ def check_overrides(overrides: list[str], config_file: Path) -> None:
         _check_value(override.value(), where, nodes)
 
 
+def check_config(config_file: Path) -> None:
+    """Raise ValueError unless a local model config instantiates only SAM2's own modules.
+
+    Naming a .yaml in a recipe must not run other code: Hydra builds every ``_target_`` the
+    config names (the released configs name only ``sam2.modeling`` classes).
+    """
+    data = _read_config(config_file)
+    if "defaults" in data:
+        raise ValueError(f"config {config_file}: a 'defaults' list composes other files; a model config needs none")
+    nodes = dict(_paths(data))
+    for key, value in nodes.items():
+        name = key.rsplit(".", 1)[-1]
+        if name == "_target_" and isinstance(value, str) and value.startswith("sam2.modeling."):
+            continue
+        if _HYDRA_KEY.match(name):
+            raise ValueError(
+                f"config {config_file}: {key}: {value!r} is not a sam2.modeling class; only those are instantiated"
+            )
+        _check_value(value if not isinstance(value, (dict, list)) else None, f"config {config_file}: {key}", nodes)
+
+
+def _read_config(config_file: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"config {config_file}: cannot read it: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config {config_file}: not a YAML mapping")
+    return data
+
+
 def _paths(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) for every mapping key in a config, nested ones included."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            yield path, value
-            yield from _paths(value, path + ".")
+    """(dotted key, value) for every mapping key and list item in a config, nested ones included."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}{key}"
+        yield path, value
+        yield from _paths(value, path + ".")
 
 
 def _check_value(value: Any, where: str, nodes: dict[str, Any]) -> None:
@@ -189,7 +221,9 @@ class SAM2Segmenter(Segmenter):
             return self
 
         @model_validator(mode="after")
-        def _safe_overrides(self) -> SAM2Segmenter.Params:
+        def _safe_config(self) -> SAM2Segmenter.Params:
+            if self.config is not None and self.config.endswith((".yaml", ".yml")) and Path(self.config).is_file():
+                check_config(Path(self.config))
             if self.overrides:
                 check_overrides(self.overrides, _config_file(self))
             return self

@@ -73,3 +73,25 @@ def test_validate_refuses_them_with_the_field_path(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"^<recipe>: segmenter\.params: overrides\[0\] "):
         resolve(data)
     assert not pwned.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "model:\n  _target_: builtins.open\n  file: pwned\n",
+            "model._target_: 'builtins.open' is not a sam2.modeling class",
+        ),
+        ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  x: {_partial_: true}\n", "model.x._partial_:"),
+        ("model:\n  layers: [{_target_: os.system, command: id}]\n", "model.layers.0._target_: 'os.system'"),
+        ("defaults: [evil]\nmodel: {}\n", "a 'defaults' list composes other files"),
+        ("model:\n  image_size: ${oc.env:HOME}\n", "model.image_size: an interpolation may only name a scalar"),
+        ("[not, a, mapping]\n", "not a YAML mapping"),
+    ],
+)
+def test_a_local_config_may_only_instantiate_sam2(tmp_path: Path, text: str, message: str) -> None:
+    """Naming a .yaml in a recipe ran whatever ``_target_`` it held when the model loaded."""
+    config = tmp_path / "evil.yaml"
+    config.write_text(text)
+    with pytest.raises(ValidationError, match=re.escape(f"config {config}: ") + ".*" + re.escape(message)):
+        SAM2Segmenter({"config": str(config), "checkpoint": "x.pt"})
