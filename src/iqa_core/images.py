@@ -72,13 +72,13 @@ def _is_candidate(path: Path) -> bool:
 def _scan(folder: Path) -> list[str]:
     """Image files under ``folder``, sorted; links to folders are not followed (no loops).
 
-    A subfolder that cannot be listed is kept as an entry of its own: reading it gives an
+    A folder that cannot be listed is kept as an entry of its own: reading it gives an
     error row naming it, so its images are not silently missing from the run.
     """
     found: list[str] = []
 
     def unlistable(exc: OSError) -> None:
-        if exc.filename is not None and Path(exc.filename) != folder:
+        if exc.filename is not None:
             found.append(str(exc.filename))
 
     for root, dirs, files in os.walk(folder, onerror=unlistable):
