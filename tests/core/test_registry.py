@@ -170,3 +170,15 @@ def test_register_rejects_wrong_base_class() -> None:
     with pytest.raises(ValueError):
         registry.register("widgets", "bad", BrightnessScorer)
     assert "bad" not in registry.available("scorers")
+
+
+def test_python_m_iqa_core_does_not_run_a_module_from_the_working_directory(tmp_path: Path) -> None:
+    """Under `python -m iqa_core` the working directory is on sys.path: `evilmod:Scorer` ran ./evilmod.py."""
+    import subprocess
+
+    (tmp_path / "evilmod.py").write_text("open('ran', 'w').close()\n")
+    (tmp_path / "r.yaml").write_text("scorers: [{name: 'evilmod:Scorer'}]\nruntime: {store: null}\n")
+    cmd = [sys.executable, "-m", "iqa_core", "validate", "r.yaml"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "'evilmod' is not a module of an installed distribution" in out.stderr
+    assert not (tmp_path / "ran").exists()
