@@ -161,9 +161,9 @@ def test_a_damaged_result_row_is_recomputed_with_a_warning(filled: dict[str, Any
 
 
 def test_rle_that_does_not_decode_to_its_size_is_rejected(tmp_path: Path) -> None:
-    from iqa_core.regions import encode_rle
-
     import numpy as np
+
+    from iqa_core.regions import encode_rle
 
     mask = np.zeros((6, 8), dtype=bool)
     mask[1:3, 2:5] = True
@@ -296,9 +296,7 @@ def test_a_full_disk_at_the_mask_write_stops_the_run(
     assert len(test_plugins.segmented) == 2  # the images after the failed write
 
 
-def test_a_full_disk_at_the_result_write_counts_what_was_saved(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_full_disk_at_the_result_write_counts_what_was_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_images(tmp_path / "imgs", 5)
     _fill_disk(monkeypatch, "results", allowed=3)
     pipe = load_recipe(recipe(tmp_path / "s.sqlite"))
