@@ -513,8 +513,9 @@ def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, te
         scorers=[{"name": f"{__name__}:_DiesOnImg01"}],
     )
     data["runtime"]["devices"] = ["cpu", "cpu"]
-    with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes"):
+    with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes") as info:
         run_pipeline(load_recipe(data), [tmp_path / "imgs"])
+    assert info.value.exit_code == 3 and "__main__" not in str(info.value)  # exit 1 means "images failed"
 
 
 class _OnePrepareAtATime(BrightnessScorer):
