@@ -184,6 +184,30 @@ def test_rle_that_does_not_decode_to_its_size_is_rejected(tmp_path: Path) -> Non
         assert store.repaired == len(bad)
 
 
+def test_rle_runs_are_read_as_pycocotools_writes_them() -> None:
+    import numpy as np
+
+    from iqa_core.regions import encode_rle
+    from iqa_core.store import _BadRow, _rle_runs, _rles
+
+    rng = np.random.default_rng(1)
+    masks = []
+    for trial in range(200):
+        mask = rng.random(rng.integers(1, 40, 2)) < rng.random()
+        if trial % 5 == 0:
+            mask[:] = trial % 2 == 0
+        masks.append(mask)
+    totals, ok = _rle_runs([encode_rle(m)["counts"] for m in masks])  # all at once
+    assert ok and totals.tolist() == [m.size for m in masks]
+    for mask in masks[:40]:  # alone, and with a run made zero or negative by one changed character
+        counts = encode_rle(mask)["counts"]
+        assert _rle_runs([counts]) == ([mask.size], True)
+        if len(counts) > 3:  # flip one character's sign bit: some run changes, so the total does
+            bad = counts[:3] + chr(((ord(counts[3]) - 48) ^ 0x10) + 48) + counts[4:]
+            with pytest.raises(_BadRow):
+                _rles([{"size": list(mask.shape), "counts": bad}])
+
+
 # ----------------------------------------------------------------------------- read-only
 
 
