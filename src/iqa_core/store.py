@@ -115,8 +115,8 @@ class Store:
             if not layout:
                 raise StoreError(f"store {self.path} is read-only and holds no iqa tables: use --store elsewhere")
             return
-        self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # one transaction: a process opening the file meanwhile sees no tables or all of them
+        self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         """One line for a failed SQLite call: which store, what happened, what to do."""
