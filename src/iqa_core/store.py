@@ -73,7 +73,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"store {self.path}: cannot open it: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, "open") from None
 
     def _connect(self, file: Path | None) -> sqlite3.Connection:
         if file is None:
@@ -118,8 +118,8 @@ class Store:
         # one transaction: a process opening the file meanwhile sees no tables or all of them
         self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
 
-    def _error(self, exc: sqlite3.Error) -> StoreError:
-        """One line for a failed SQLite call: which store, what happened, what to do."""
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        """One line for a failed SQLite call (``doing``: open, read, write): which store, what, what to do."""
         code = getattr(exc, "sqlite_errorname", "") or ""
         text = str(exc)
         saved = f"{self.results_saved} results saved, rerun resumes"
@@ -138,19 +138,21 @@ class Store:
             return StoreError(f"store {self.path} is damaged ({text}): {ELSEWHERE}")
         if "no such table" in text or "no such column" in text or "columns but" in text:
             return StoreError(f"store {self.path} has another layout ({text}): {ELSEWHERE}")
-        return StoreError(f"store {self.path}: {text}; {saved}")
+        if doing == "open":
+            return StoreError(f"store {self.path}: cannot open it ({text}): use --store elsewhere")
+        return StoreError(f"store {self.path}: cannot {doing} it ({text}); {saved}")
 
     @contextmanager
-    def _guard(self) -> Iterator[None]:
+    def _guard(self, doing: str = "read") -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, doing) from None
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One transaction; a failed write (disk full, read-only) becomes a StoreError."""
-        with self._guard(), self.db:
+        with self._guard("write"), self.db:
             yield
 
     def _read(self, decode: Any, row: tuple[Any, ...]) -> Any:

@@ -98,6 +98,12 @@ def test_a_sqlite_file_of_another_layout_is_refused(tmp_path: Path) -> None:
         assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("results",)]
 
 
+def test_a_store_that_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StoreError, match=r"^store .*folder: cannot open it \(.*\): use --store elsewhere$"):
+        Store(tmp_path / "folder")
+
+
 def test_garbage_inside_the_file_is_one_line(filled: dict[str, Any]) -> None:
     data = bytearray(filled["store"].read_bytes())
     assert len(data) > 3 * 4096
