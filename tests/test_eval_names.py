@@ -41,3 +41,30 @@ def test_eval_of_recipes_with_one_folder_and_file_name(test_plugins, dataset: Pa
     assert predictions[0].read_text() != predictions[1].read_text()  # mix_grained and mean: other scores
     again = CliRunner().invoke(cli, [*map(str, args[:3]), *map(str, args[1:3]), *_csv_dataset(dataset)])
     assert again.exit_code == 2 and "is given twice" in again.stderr
+
+
+def test_two_datasets_of_one_adapter_get_their_own_rows(test_plugins, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    r = _write_recipe(tmp_path / "bright.yaml")
+    half = tmp_path / "half.csv"
+    half.write_text("".join(dataset.read_text().splitlines(keepends=True)[:5]))  # header + 4 images
+    args = [
+        "eval",
+        "-r",
+        str(r),
+        *_csv_dataset(dataset),
+        "-d",
+        f"csv={half}",
+        "-o",
+        str(tmp_path / "out"),
+        "--no-figures",
+    ]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.stderr
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert [(row["dataset"], row["n"]) for row in rows] == [("csv-mos", 8), ("csv-half", 4)]
+    assert sorted(p.name for p in (tmp_path / "out" / "predictions").iterdir()) == [
+        "bright_csv-half.csv",
+        "bright_csv-mos.csv",
+    ]
+    again = CliRunner().invoke(cli, [*args[:3], *_csv_dataset(dataset), *_csv_dataset(dataset)[:2]])
+    assert again.exit_code == 2 and f"--dataset csv={dataset}: given twice" in again.stderr

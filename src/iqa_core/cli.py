@@ -279,7 +279,7 @@ def upper_bound(
 ) -> None:
     """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
     from .datasets import load_dataset
-    from .evaluate import DatasetSpec, upper_bounds
+    from .evaluate import DatasetSpec, dataset_labels, upper_bounds
 
     try:
         ks = [int(k) for k in levels.split(",") if k.strip()]
@@ -289,9 +289,9 @@ def upper_bound(
         raise IQAError("give at least one --dataset NAME=ROOT or --csv FILE")
     options = _dataset_options(dataset_options)
     mos: dict[str, list[float]] = {}
-    for text in datasets:
-        spec = DatasetSpec.parse(text, options)
-        mos[spec.name] = [it.mos for it in spec.load(check_images=False)]
+    specs = [DatasetSpec.parse(text, options) for text in datasets]
+    for label, spec in zip(dataset_labels(specs), specs):
+        mos[label] = [it.mos for it in spec.load(check_images=False)]
     for path in csv_files:
         items = load_dataset("csv", path, check_images=False, mos_column=mos_column, path_column=None)
         mos[str(path)] = [it.mos for it in items]

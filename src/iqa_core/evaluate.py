@@ -71,6 +71,17 @@ def recipe_names(paths: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
+def dataset_labels(specs: Sequence[DatasetSpec]) -> list[str]:
+    """Table and file labels: the adapter name, plus the root's stem where two share a name
+    (``-d csv=a.csv -d csv=b.csv`` -> csv-a, csv-b); the same dataset twice is a usage error."""
+    names = [spec.name for spec in specs]
+    labels = [n if names.count(n) == 1 else f"{n}-{spec.root.stem}" for n, spec in zip(names, specs)]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            raise IQAError(f"--dataset {specs[i].name}={specs[i].root}: given twice (or two roots with one name)")
+    return labels
+
+
 def _slug(name: str) -> str:
     """A recipe name as part of a file name."""
     return name.replace("/", "_")
@@ -163,19 +174,19 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     files: list[Path] = []
     repaired = 0
-    loaded = [(spec, spec.load(limit)) for spec in datasets]
-    for spec, items in loaded:
+    loaded = [(label, spec.load(limit)) for label, spec in zip(dataset_labels(datasets), datasets)]
+    for dataset, items in loaded:
         paths = [str(it.path) for it in items]
         for name, res in resolved:
             target = res.recipe.runtime.store if store is True else (None if store in (None, False) else str(store))
             res.recipe.runtime.store = target
             pipeline = Pipeline(res, store_for(target))
             results = run_pipeline(pipeline, paths, progress=progress)
-            row = metrics_row(name, spec.name, items, results)
+            row = metrics_row(name, dataset, items, results)
             row["scorer_calls"] = pipeline.stats["scorer_calls"]
             repaired += pipeline.stats["store_rows_repaired"]
             rows.append(row)
-            slug = f"{_slug(name)}_{spec.name}"
+            slug = f"{_slug(name)}_{dataset}"
             files.append(write_predictions(out_dir / "predictions" / f"{slug}.csv", items, results))
             if figures and "error" not in row:
                 pred = [math.nan if r.score is None else r.score for r in results]
@@ -183,7 +194,7 @@ def evaluate(
                     pred,
                     [it.mos for it in items],
                     out_dir / "figures" / f"{slug}_scatter",
-                    title=f"{name} on {spec.name}",
+                    title=f"{name} on {dataset}",
                 )
                 counts = [r.n_regions for r in results if r.error is None]
                 if any(counts):
