@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,11 +70,15 @@ class Store:
         self.results_saved = 0  # results this object wrote: what a failed run leaves for the rerun
         try:
             self.db = self._connect(None if path is None else Path(path))
-            self._check_schema()
         except OSError as exc:
             raise StoreError(f"store {self.path}: cannot open it: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise self._error(exc, "open") from None
+        try:
+            self._check_schema()
+        except (sqlite3.Error, StoreError) as exc:
+            self.db.close()
+            raise exc if isinstance(exc, StoreError) else self._error(exc, "open") from None
 
     def _connect(self, file: Path | None) -> sqlite3.Connection:
         if file is None:
@@ -105,7 +110,7 @@ class Store:
                 f"store {self.path} has schema version {version}, this iqa uses version {SCHEMA_VERSION}: {ELSEWHERE}"
             )
         layout = _layout(self.db)
-        if layout and layout != _layout(_schema_db()):
+        if layout and layout != _expected_layout():
             raise StoreError(
                 f"store {self.path} is not an iqa store of this version (other tables or columns): {ELSEWHERE}"
             )
@@ -260,19 +265,22 @@ class Store:
             return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-# reading rows back: each raises ValueError/TypeError/KeyError on a row that is not what was written
-
-
-def _schema_db() -> sqlite3.Connection:
+@cache
+def _expected_layout() -> dict[str, list[tuple[str, str]]]:
     db = sqlite3.connect(":memory:")
     db.executescript(SCHEMA)
-    return db
+    layout = _layout(db)
+    db.close()
+    return layout
 
 
 def _layout(db: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
     """Every table's (column, type) list: what a store file must match to be read."""
     names = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-    return {name: [(c[1], c[2]) for c in db.execute(f"PRAGMA table_info({json.dumps(name)})")] for name in names}
+    return {name: db.execute("SELECT name, type FROM pragma_table_info(?)", (name,)).fetchall() for name in names}
+
+
+# reading rows back: each raises ValueError/TypeError/KeyError on a row that is not what was written
 
 
 def _finite(value: Any) -> float:
