@@ -25,7 +25,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: what was scored is in the store; rerun to resume", err=True)
+            click.echo("interrupted", err=True)
             ctx.exit(INTERRUPTED)
 
 
@@ -246,7 +246,12 @@ def eval_cmd(
     specs = [DatasetSpec.parse(text, options) for text in datasets]
     target: str | bool | None = None if no_store else (str(store) if store else True)
     show = sys.stderr.isatty() if progress is None else progress
-    result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+    try:
+        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+    except KeyboardInterrupt:
+        kept = "nothing is kept with --no-store" if no_store else "what was scored is in the store; rerun to resume"
+        click.echo(f"interrupted: {kept}", err=True)
+        sys.exit(INTERRUPTED)
     click.echo(render_text(result.rows))
     for row in result.rows:
         if row.get("n_failed"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from test_eval_cli import _csv_dataset, _write_recipe, dataset  # noqa: F401  (a fixture)
 
 from helpers import Recorder, recipe, write_images
 from iqa_core.cli import cli
@@ -43,6 +44,17 @@ def test_ctrl_c_exits_130_saying_what_is_stored(tmp_path: Path, test_plugins: Re
     recipe_file.write_text(yaml.safe_dump(data))
     res = invoke("run", "-r", recipe_file, tmp_path / "imgs", "--no-store")
     assert res.exit_code == 130 and "nothing is kept without a store file" in res.stderr
+
+
+def test_ctrl_c_in_eval_exits_130(tmp_path: Path, dataset: Path) -> None:  # noqa: F811
+    r = _write_recipe(tmp_path / "r.yaml", scorers=[{"name": "test_brightness", "params": {"interrupt_after": 1}}])
+    args = ["eval", "-r", r, *_csv_dataset(dataset), "-o", tmp_path / "out", "--store", tmp_path / "s.sqlite"]
+    res = invoke(*args)
+    assert (
+        res.exit_code == 130 and res.stderr.strip() == "interrupted: what was scored is in the store; rerun to resume"
+    )
+    res = invoke(*args[:-2], "--no-store")
+    assert res.exit_code == 130 and res.stderr.strip() == "interrupted: nothing is kept with --no-store"
 
 
 def _png_header(path: Path, width: int, height: int) -> None:
