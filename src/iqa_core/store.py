@@ -164,7 +164,7 @@ class Store:
         """``decode(row)``, or None (counted in ``repaired``) when the row does not hold what was written."""
         try:
             return decode(row)
-        except (ValueError, TypeError, KeyError, IndexError):
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             self.repaired += 1
             return None
 
@@ -351,7 +351,9 @@ def _masks(row: tuple[Any, ...]) -> list[dict[str, Any]]:
 
 def _levels(row: tuple[Any, ...]) -> LevelProbs:
     probs = np.asarray(json.loads(row[0]), dtype=np.float64)
-    values = tuple(_finite(v) for v in json.loads(row[1]))
+    values = tuple(json.loads(row[1]))
+    for value in values:
+        _finite(value)
     if probs.ndim != 1 or len(probs) != len(values) or not values:
         raise _BadRow("level probabilities do not match the levels")
     if not (np.all(np.isfinite(probs)) and np.all(probs >= 0) and np.isclose(probs.sum(), 1.0, atol=1e-4)):

@@ -166,6 +166,38 @@ def test_a_damaged_result_row_is_recomputed_with_a_warning(filled: dict[str, Any
         assert len(rows) == 3 and all(s.get_result(*row) is not None for row in rows) and s.repaired == 0
 
 
+GOOD_REGION = {"kind": "global", "bbox": [0, 0, 4, 4], "area": 1.0, "rle": None, "scores": {"s": 2.0}}
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("score", None),
+        ("score", "high"),
+        ("scorer_scores", "[2.0]"),
+        ("scorer_scores", '{"s": Infinity}'),
+        ("regions", json.dumps([{**GOOD_REGION, "scores": [2.0]}])),
+        ("regions", json.dumps([{**GOOD_REGION, "bbox": [0, 0, 4]}])),
+        ("regions", json.dumps([{**GOOD_REGION, "area": "big"}])),
+        ("regions", json.dumps([{**GOOD_REGION, "kind": None}])),
+        ("regions", json.dumps({"0": GOOD_REGION})),
+        ("width", 0),
+        ("height", 2.5),
+    ],
+)
+def test_a_result_row_that_is_not_what_was_written_reads_as_missing(column: str, value: object) -> None:
+    with Store(None) as store:
+        store.put_result("r", "img", 2.0, {"s": 2.0}, [GOOD_REGION], (4, 4))
+        assert store.get_result("r", "img") == {
+            "score": 2.0,
+            "scorer_scores": {"s": 2.0},
+            "regions": [GOOD_REGION],
+            "size": (4, 4),
+        }
+        store.db.execute(f"UPDATE results SET {column}=?", (value,))
+        assert store.get_result("r", "img") is None and store.repaired == 1
+
+
 def test_rle_that_does_not_decode_to_its_size_is_rejected(tmp_path: Path) -> None:
     import numpy as np
 
