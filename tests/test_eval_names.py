@@ -68,3 +68,8 @@ def test_two_datasets_of_one_adapter_get_their_own_rows(test_plugins, dataset: P
     ]
     again = CliRunner().invoke(cli, [*args[:3], *_csv_dataset(dataset), *_csv_dataset(dataset)[:2]])
     assert again.exit_code == 2 and f"--dataset csv={dataset}: given twice" in again.stderr
+    (tmp_path / "other").mkdir()
+    same_stem = tmp_path / "other" / dataset.name
+    same_stem.write_text(dataset.read_text())
+    again = CliRunner().invoke(cli, [*args[:3], *_csv_dataset(dataset), "-d", f"csv={same_stem}"])
+    assert again.exit_code == 2 and "would share the label 'csv-mos': rename one" in again.stderr

@@ -78,7 +78,13 @@ def dataset_labels(specs: Sequence[DatasetSpec]) -> list[str]:
     labels = [n if names.count(n) == 1 else f"{n}-{spec.root.stem}" for n, spec in zip(names, specs)]
     for i, label in enumerate(labels):
         if label in labels[:i]:
-            raise IQAError(f"--dataset {specs[i].name}={specs[i].root}: given twice (or two roots with one name)")
+            this, other = specs[i], specs[labels.index(label)]
+            if this.root.resolve() == other.root.resolve():
+                raise IQAError(f"--dataset {this.name}={this.root}: given twice")
+            raise IQAError(
+                f"--dataset {this.name}={this.root} and {other.name}={other.root} would share the label "
+                f"{label!r}: rename one"
+            )
     return labels
 
 
