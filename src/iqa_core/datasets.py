@@ -86,7 +86,7 @@ def _items(rows: list[dict[str, Any]], path: Path, name_col: str, mos_col: str, 
 def koniq10k(root: Path, mos_column: str = "MOS", image_dir: str = "1024x768") -> list[Item]:
     """KonIQ-10k: koniq10k_scores_and_distributions.csv, images in 1024x768/ (MOS 1–5).
 
-    The default column is ``MOS`` (1–5), as the paper reports; ``mos_column="MOS_zscore"`` selects
+    The default column is ``MOS`` (1–5); ``mos_column="MOS_zscore"`` selects
     the 0–100 z-scores most IQA code trains on (``--dataset-option koniq10k.mos_column=MOS_zscore``).
     """
     path = root / "koniq10k_scores_and_distributions.csv"
