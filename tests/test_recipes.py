@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from iqa_core.catalog import RECIPES_DIR
 from iqa_core.cli import cli
 from iqa_core.recipe import Recipe, Resolved, read_recipe, resolve
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = RECIPES_DIR  # the packaged copy: what `iqa run -r llm_iqa` reads
 ALL = sorted(RECIPES.rglob("*.yaml"))
 T3 = RECIPES / "ablations" / "table3"
 T4 = RECIPES / "ablations" / "table4"

@@ -225,6 +225,7 @@ class MLLMScorer(Scorer):
     """Base of the chat-template MLLM scorers; subclasses say how to load the model."""
 
     Params = MLLMParams
+    requires = {"torch": "iqa[models]", "transformers": "iqa[models]"}
     uncached_params = Scorer.uncached_params | {"local_files_only"}
 
     @abstractmethod

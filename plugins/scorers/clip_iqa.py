@@ -37,6 +37,8 @@ MIN_SIDE = 32  # RN50's total stride: smaller views are upscaled to one feature 
 class CLIPIQAScorer(Scorer):
     """CLIP-IQA: open_clip RN50, 'Good photo.' vs 'Bad photo.' at native resolution."""
 
+    requires = {"torch": "iqa[models]", "open_clip": "iqa[models]"}
+
     class Params(Params):
         model: str = "RN50"
         pretrained: str = "openai"

@@ -63,6 +63,8 @@ LOCAL_HINT = (
 class SAM2Segmenter(Segmenter):
     """SAM2 automatic mask generator with the paper's parameters (Hub id or local checkpoint)."""
 
+    requires = {"torch": "iqa[models]", "huggingface_hub": "iqa[models]", "sam2": "sam2==1.1.0"}
+
     class Params(Params):
         model: str = DEFAULT_MODEL
         config: str | None = None

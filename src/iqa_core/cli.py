@@ -209,8 +209,11 @@ def eval_cmd(
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
     from .evaluate import DatasetSpec, evaluate, expand_recipes
+    from .extras import EVAL, require
     from .report import render_text
 
+    if figures:
+        require("iqa eval's figures (--no-figures skips them)", {"matplotlib": EVAL})
     options = _dataset_options(dataset_options)
     specs = [DatasetSpec.parse(text, options) for text in datasets]
     target: str | bool | None = None if no_store else (str(store) if store else True)
@@ -292,9 +295,11 @@ def upper_bound(
 def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
+    from .extras import EVAL, require
     from .figures import regions_figure
     from .recipe import resolve
 
+    require("iqa show", {"matplotlib": EVAL})
     resolved = resolve(recipe_path)
     if store is not None:
         resolved.recipe.runtime.store = str(store)

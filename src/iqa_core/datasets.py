@@ -96,6 +96,9 @@ def koniq10k(root: Path, mos_column: str = "MOS", image_dir: str = "1024x768") -
 
 def spaq(root: Path, image_dir: str = "TestImage") -> list[Item]:
     """SPAQ: Annotations/MOS and Image attribute scores.xlsx, images in TestImage/ (MOS 0–100)."""
+    from .extras import EVAL, require
+
+    require("the spaq dataset (an .xlsx file)", {"openpyxl": EVAL})
     import openpyxl
 
     path = _require_file(root / "Annotations" / "MOS and Image attribute scores.xlsx", "spaq")
