@@ -18,8 +18,10 @@ Logits use the model's learned temperature (``logit_scale.exp()``, 100 for OpenA
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,11 +29,13 @@ from pydantic import Field
 
 from iqa_core.api import LevelProbs, Params, Scorer, Standard, View
 from iqa_core.errors import IQAError, ModelUnavailable
+from iqa_core.weights import Weights
 
 if TYPE_CHECKING:
     import torch
 
 MIN_SIDE = 32  # RN50's total stride: smaller views are upscaled to one feature cell
+HUB_WEIGHTS = "open_clip_model.safetensors"  # what open_clip fetches from a Hub repo first
 
 
 class CLIPIQAScorer(Scorer):
@@ -66,6 +70,21 @@ class CLIPIQAScorer(Scorer):
         """The model as error messages name it: architecture and weights."""
         p = self.params
         return p.model if p.model.startswith(("local-dir:", "hf-hub:")) else f"{p.model} ({p.pretrained})"
+
+    def weights(self) -> list[Weights]:
+        """The local weights, or the Hub file open_clip downloads for the pretrained tag (``iqa check``)."""
+        p = self.params
+        if p.model.startswith("local-dir:"):
+            return [Weights(path=p.model.removeprefix("local-dir:"))]
+        if p.model.startswith("hf-hub:"):
+            return [Weights(repo=p.model.removeprefix("hf-hub:"), files=("open_clip_config.json", HUB_WEIGHTS))]
+        if Path(p.pretrained).suffix or Path(p.pretrained).expanduser().exists():
+            return [Weights(path=p.pretrained)]
+        import open_clip
+
+        hub = open_clip.get_pretrained_cfg(p.model, p.pretrained).get("hf_hub", "")
+        repo, filename = os.path.split(hub) if hub else ("", "")
+        return [Weights(repo=repo, files=(filename or HUB_WEIGHTS,))] if repo else [Weights(path=p.pretrained)]
 
     def load(self, standard: Standard) -> None:
         import open_clip

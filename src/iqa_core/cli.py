@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, commands
 from .errors import IQAError
 
 
@@ -116,11 +116,20 @@ def validate(recipes: tuple[Path, ...]) -> None:
 
 
 @cli.command()
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List installed components: name, kind, distribution, description."""
+def plugins(name: str | None, as_json: bool) -> None:
+    """List installed components: name, kind, distribution, description.
+
+    With NAME: that component's description and parameters (type, default, description).
+    """
     from . import registry
 
+    if name is not None:
+        from .commands import describe
+
+        click.echo("\n".join(describe(name)))
+        return
     rows = []
     for kind in registry.KINDS:
         for entry in registry.entries(kind):
@@ -314,6 +323,11 @@ def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_
         raise IQAError(result.error)
     written = regions_figure(image, result, output)
     click.echo(f"{image}: score {result.score:.3f}, {result.n_regions} regions; wrote {', '.join(map(str, written))}")
+
+
+cli.add_command(commands.recipes)
+cli.add_command(commands.check)
+cli.add_command(commands.demo)
 
 
 def main() -> None:
