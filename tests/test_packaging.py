@@ -29,7 +29,9 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     assert dist.metadata["License-Expression"] == "Apache-2.0"  # PEP 639, not the deprecated table
     shipped = {p.relative_to(target / "iqa_core" / "recipes").as_posix() for p in target.glob("iqa_core/recipes/**/*")}
     assert {"llm_iqa.yaml", "clip_iqa.yaml", "README.md", "ablations/table3/row8.yaml"} <= shipped
-    assert len([p for p in shipped if p.endswith(".yaml")]) == len(list((ROOT / "src" / "iqa_core" / "recipes").rglob("*.yaml")))
+    assert len([p for p in shipped if p.endswith(".yaml")]) == len(
+        list((ROOT / "src" / "iqa_core" / "recipes").rglob("*.yaml"))
+    )
     for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
         if ep.group.startswith("iqa."):
             module = ep.value.partition(":")[0]

@@ -239,6 +239,7 @@ class MLLMScorer(Scorer):
         if is_local_path(model):
             return [Weights(path=model)]
         return [Weights(repo=model, revision=self.params.revision)]
+
     uncached_params = Scorer.uncached_params | {"local_files_only"}
 
     @abstractmethod

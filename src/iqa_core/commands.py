@@ -181,4 +181,5 @@ def demo(ctx: click.Context, out: Path) -> None:
         click.echo(f"({time.perf_counter() - start:.1f} s)")
         if code:
             raise IQAError(f"demo step `iqa {words[0]}` exited with status {code}")
-    click.echo(f"\n{WARNING.replace('below', 'above')}\nNext: `iqa recipes`, `iqa check llm_iqa`, then `iqa run -r llm_iqa YOUR_IMAGES/`.")
+    click.echo(f"\n{WARNING.replace('below', 'above')}")
+    click.echo("Next: `iqa recipes`, `iqa check llm_iqa`, then `iqa run -r llm_iqa YOUR_IMAGES/`.")

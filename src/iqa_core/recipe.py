@@ -172,9 +172,8 @@ def _check_packages(source: str, components: list[tuple[str, str, Component]]) -
     for where, name, comp in components:
         absent = extras.missing(comp.requires)
         if absent:
-            lines.append(
-                f"{source}: {where}.name: {name} needs {', '.join(absent)}: {extras.install_hint(comp.requires, absent)}"
-            )
+            hint = extras.install_hint(comp.requires, absent)
+            lines.append(f"{source}: {where}.name: {name} needs {', '.join(absent)}: {hint}")
     if lines:
         raise extras.MissingPackage("\n".join(dict.fromkeys(lines)))
 

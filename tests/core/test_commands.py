@@ -90,10 +90,19 @@ def hub_cache(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     index = json.dumps({"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}})
     fake_cache(cache, "org/whole", {"config.json": "{}", "model.safetensors": ""})
-    fake_cache(cache, "org/sharded", {"config.json": "{}", "model.safetensors.index.json": index,
-                                      "model-1.safetensors": "", "model-2.safetensors": ""})
-    fake_cache(cache, "org/half", {"config.json": "{}", "model.safetensors.index.json": index,
-                                   "model-1.safetensors": ""})
+    fake_cache(
+        cache,
+        "org/sharded",
+        {
+            "config.json": "{}",
+            "model.safetensors.index.json": index,
+            "model-1.safetensors": "",
+            "model-2.safetensors": "",
+        },
+    )
+    fake_cache(
+        cache, "org/half", {"config.json": "{}", "model.safetensors.index.json": index, "model-1.safetensors": ""}
+    )
     return cache
 
 
