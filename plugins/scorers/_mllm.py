@@ -68,7 +68,7 @@ def model_source(model: str) -> str:
             model,
             "not a model directory" if path.exists() else "no such directory",
             "Point the model parameter at a directory holding the model's config and weights "
-            "(e.g. from `huggingface-cli download ID --local-dir DIR`), or give a Hub id.",
+            "(e.g. from `hf download ID --local-dir DIR`), or give a Hub id.",
         )
     return model
 

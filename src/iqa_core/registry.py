@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 
+from . import contract
 from .api import COMPONENT_KINDS, Component
 from .errors import IQAError, PluginNotFound
 
@@ -36,7 +37,7 @@ class Entry:
             raise PluginNotFound(
                 f"{self.kind[:-1]} {self.name!r} from {self.distribution} could not be imported ({self.target}): {exc}"
             ) from exc
-        return _check_class(obj, self.kind, self.target)
+        return _check_class(obj, self.kind, f"{self.name!r} ({self.target}, from {self.distribution})")
 
 
 _in_process: dict[str, dict[str, type[Component]]] = {kind: {} for kind in KINDS}
@@ -77,7 +78,7 @@ def refresh() -> None:
 def register(kind: str, name: str, cls: type[Component]) -> None:
     """Register a class in-process under ``name`` (tests, notebooks)."""
     _check_kind(kind)
-    _in_process[kind][name] = _check_class(cls, kind, name)
+    _in_process[kind][name] = _check_class(cls, kind, repr(name))
 
 
 def unregister(kind: str, name: str) -> None:
@@ -126,4 +127,5 @@ def _check_class(obj: object, kind: str, where: str) -> type[Component]:
     base = COMPONENT_KINDS[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise PluginNotFound(f"{where} is not a {base.__name__} subclass")
+    contract.check(obj, kind, where)
     return obj
