@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from helpers import BrightnessScorer, QuadrantSegmenter, write_images
 from iqa_core import registry
-from iqa_core.api import LevelProbs, Params, Scorer, Standard, View
+from iqa_core.api import LevelProbs, Scorer, Standard, View
 from iqa_core.cli import cli
 from iqa_core.contract import PluginContractError
 from iqa_core.errors import ModelUnavailable

@@ -1,8 +1,8 @@
 """The plugin's own tests: iqa's conformance check, then what this scorer promises."""
 
-from iqa_core.testing import check_scorer, synthetic_images
-
 from iqa_sharpness import SharpnessScorer
+
+from iqa_core.testing import check_scorer, synthetic_images
 
 
 def test_follows_the_scorer_contract():
