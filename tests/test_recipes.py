@@ -199,7 +199,7 @@ def test_clip_iqa_recipe() -> None:
     assert label == "clip_iqa"
     p = scorer.params
     assert (p.model, p.pretrained, p.mode) == ("RN50", "openai", "antonym")
-    assert tuple(p.antonyms) == ("Bad photo.", "Good photo.")
+    assert p.antonyms == [("Bad photo.", "Good photo.")] and p.dtype == "float32"
     assert r.recipe.decode == "expected"
 
 
