@@ -305,7 +305,7 @@ def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
     from .extras import EVAL, require
-    from .figures import regions_figure
+    from .figures import plural, regions_figure
     from .recipe import resolve
 
     require("iqa show", {"matplotlib": EVAL})
@@ -322,7 +322,8 @@ def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_
     if result.error is not None:
         raise IQAError(result.error)
     written = regions_figure(image, result, output)
-    click.echo(f"{image}: score {result.score:.3f}, {result.n_regions} regions; wrote {', '.join(map(str, written))}")
+    regions = plural(result.n_regions, "region")
+    click.echo(f"{image}: score {result.score:.3f}, {regions}; wrote {', '.join(map(str, written))}")
 
 
 cli.add_command(commands.recipes)
