@@ -157,8 +157,9 @@ def demo(ctx: click.Context, out: Path) -> None:
     from .extras import EVAL, MODELS, SAM2, require
 
     require("iqa demo", {"torch": MODELS, "transformers": MODELS, "sam2": SAM2, "matplotlib": EVAL})
-    from .demo import build
+    from .demo import build, quiet
 
+    quiet()
     click.echo(f"note: {WARNING}")
     start = time.perf_counter()
     files = build(out)

@@ -74,6 +74,17 @@ def write_images(folder: Path) -> Path:
     return mos_csv
 
 
+def quiet() -> None:
+    """Keep the demo's output to what the commands say: no save/load progress bars, and not
+    sam2's notice that torch.jit.script is deprecated (in this process only)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=FutureWarning)
+
+
 def build(out: Path) -> DemoFiles:
     """Write models, images, the MOS table and the recipe under ``out`` (models are reused if there)."""
     from iqa_plugins.testing import tiny_vlm
