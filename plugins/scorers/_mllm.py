@@ -237,7 +237,7 @@ class MLLMScorer(Scorer):
         """The model directory, or its Hub snapshot (for ``iqa check``)."""
         model = self.params.model
         if is_local_path(model):
-            return [Weights(path=model)]
+            return [Weights(path=model, files=("config.json",))]
         return [Weights(repo=model, revision=self.params.revision)]
 
     uncached_params = Scorer.uncached_params | {"local_files_only"}

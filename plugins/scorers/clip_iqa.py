@@ -121,7 +121,7 @@ class CLIPIQAScorer(Scorer):
         """The local weights, or the Hub file open_clip downloads for the pretrained tag (``iqa check``)."""
         p = self.params
         if p.model.startswith("local-dir:"):
-            return [Weights(path=p.model.removeprefix("local-dir:"))]
+            return [Weights(path=p.model.removeprefix("local-dir:"), files=("open_clip_config.json",))]
         if p.model.startswith("hf-hub:"):
             return [Weights(repo=p.model.removeprefix("hf-hub:"), files=("open_clip_config.json", HUB_WEIGHTS))]
         if Path(p.pretrained).suffix or Path(p.pretrained).expanduser().exists():

@@ -25,8 +25,9 @@ class Weights:
     """Weights one component needs.
 
     ``repo`` is a Hub model id, ``path`` a local file or directory (one of the two).
-    ``files`` names the repository files needed; empty means a transformers model snapshot
-    (config.json plus the weights, sharded or not).
+    ``files`` names the files needed in the repository (or in the ``path`` directory); for a
+    repository, empty means a transformers model snapshot (config.json plus the weights,
+    sharded or not).
     """
 
     repo: str | None = None
@@ -106,8 +107,13 @@ def on_hub(w: Weights, timeout: float = 10.0) -> tuple[bool, str]:
 def locate(component: str, w: Weights, hub: bool = True) -> Located:
     """Where ``w`` is: a local path, the cache, the Hub (when ``hub`` and not offline), or missing."""
     if w.path is not None:
-        exists = Path(w.path).expanduser().exists()
-        return Located(component, w, "local" if exists else "missing", "" if exists else "no such file or directory")
+        path = Path(w.path).expanduser()
+        if not path.exists():
+            return Located(component, w, "missing", "no such file or directory")
+        absent = [f for f in w.files if not (path / f).is_file()]
+        if absent:
+            return Located(component, w, "missing", f"no {', '.join(absent)} in this directory")
+        return Located(component, w, "local")
     if in_cache(w):
         return Located(component, w, "cached", "in the Hugging Face cache")
     if offline():

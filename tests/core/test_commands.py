@@ -118,6 +118,7 @@ def check_recipe(tmp_path: Path, models: list[str]) -> Path:
 
 def test_check_finds_local_dirs_and_complete_cached_snapshots(tmp_path: Path, hub_cache: Path) -> None:
     (tmp_path / "local_model").mkdir()
+    (tmp_path / "local_model" / "config.json").write_text("{}")
     res = invoke("check", check_recipe(tmp_path, [str(tmp_path / "local_model"), "org/whole", "org/sharded"]))
     assert res.exit_code == 0, res.output
     rows = [line.split() for line in res.stdout.splitlines()[1:4]]
@@ -130,11 +131,12 @@ def test_check_lists_every_missing_model_with_its_download_command_offline(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(weights, "on_hub", lambda *a, **k: pytest.fail("offline: the Hub must not be asked"))
-    models = ["org/whole", "org/half", "org/absent", str(tmp_path / "no_such_dir")]
+    (tmp_path / "empty_dir").mkdir()
+    models = ["org/whole", "org/half", "org/absent", str(tmp_path / "no_such_dir"), str(tmp_path / "empty_dir")]
     res = invoke("check", check_recipe(tmp_path, models))
     assert res.exit_code == 2
     out = res.stdout
-    assert "3 of 4 models missing" in out
+    assert "4 of 5 models missing" in out and "no config.json in this directory" in out
     assert "org/half" in out and "hf download org/half\n" in out  # a missing shard: the snapshot is incomplete
     assert "hf download org/absent\n" in out and "HF_HUB_OFFLINE is set" in out
     assert f"put the file or folder at {tmp_path / 'no_such_dir'}" in out
