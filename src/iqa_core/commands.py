@@ -60,18 +60,26 @@ def check(recipe: str, local_only: bool) -> None:
     table = [("component", "model", "status", "")] + [(r.component, r.weights.name, r.state, r.detail) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        click.echo(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3]).rstrip())
     missing = [r for r in rows if r.state == "missing"]
     if not missing:
-        click.echo(f"\nall {len(rows)} models found")
+        later = sum(r.state == "hub" for r in rows)
+        found = "found the model" if len(rows) == 1 else f"found all {len(rows)} models"
+        click.echo(f"\n{found}" + (f"; {later} will be downloaded on first use" if later else ""))
         return
-    click.echo(f"\n{len(missing)} of {len(rows)} models missing. Where there is internet, run:")
+    click.echo(f"\n{len(missing)} of {len(rows)} models missing.")
+    download = [r for r in missing if r.weights.repo is not None]
+    if download:
+        click.echo("Where there is internet, run:")
+        for r in download:
+            click.echo(f"  {r.weights.download_command()}")
+        click.echo(
+            "They go to the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME): copy it to this machine "
+            "and run with HF_HUB_OFFLINE=1. Or add `--local-dir DIR` and set the recipe's model parameter to DIR."
+        )
     for r in missing:
-        click.echo(f"  {r.weights.download_command()}")
-    click.echo(
-        "They go to the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME): copy it to this machine "
-        "and run with HF_HUB_OFFLINE=1. Or add `--local-dir DIR` and set the recipe's model parameter to DIR."
-    )
+        if r.weights.repo is None:
+            click.echo(f"Fix the path in the recipe: {r.weights.path} ({r.detail})")
     sys.exit(2)
 
 

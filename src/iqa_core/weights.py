@@ -41,8 +41,7 @@ class Weights:
 
     def download_command(self) -> str:
         """What to run where there is internet: ``hf download`` into the Hugging Face cache."""
-        if self.repo is None:
-            return f"(a local path: put the file or folder at {self.path})"
+        assert self.repo is not None, "a local path has nothing to download"
         parts = ["hf", "download", self.repo, *self.files]
         if self.revision:
             parts += ["--revision", self.revision]

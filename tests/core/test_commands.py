@@ -123,7 +123,7 @@ def test_check_finds_local_dirs_and_complete_cached_snapshots(tmp_path: Path, hu
     assert res.exit_code == 0, res.output
     rows = [line.split() for line in res.stdout.splitlines()[1:4]]
     assert [r[4] for r in rows] == ["local", "cached", "cached"]  # scorer mN (hf_vlm) MODEL STATUS
-    assert "all 3 models found" in res.stdout
+    assert "found all 3 models" in res.stdout
 
 
 def test_check_lists_every_missing_model_with_its_download_command_offline(
@@ -139,7 +139,7 @@ def test_check_lists_every_missing_model_with_its_download_command_offline(
     assert "4 of 5 models missing" in out and "no config.json in this directory" in out
     assert "org/half" in out and "hf download org/half\n" in out  # a missing shard: the snapshot is incomplete
     assert "hf download org/absent\n" in out and "HF_HUB_OFFLINE is set" in out
-    assert f"put the file or folder at {tmp_path / 'no_such_dir'}" in out
+    assert f"Fix the path in the recipe: {tmp_path / 'no_such_dir'} (no such file or directory)" in out
     assert "hf download org/whole" not in out
 
 
@@ -159,6 +159,7 @@ def test_check_asks_the_hub_once_when_online(tmp_path: Path, hub_cache: Path, mo
     monkeypatch.setattr(HfApi, "model_info", model_info)
     res = invoke("check", check_recipe(tmp_path, ["org/online"]))
     assert res.exit_code == 0 and "hub" in res.stdout and "downloaded on first use (3.0 GB)" in res.stdout
+    assert "found the model; 1 will be downloaded on first use" in res.stdout
     res = invoke("check", check_recipe(tmp_path, ["org/online", "org/typo"]))
     assert res.exit_code == 2 and "Repository Not Found" in res.stdout and "hf download org/typo" in res.stdout
     asked.clear()
