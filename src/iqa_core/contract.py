@@ -21,9 +21,10 @@ CALLS: dict[type[Component], dict[str, tuple[str, int]]] = {
         "score": ("score(self, views, standard)", 2),
         "prepare": ("prepare(self, views, standard)", 2),
         "forward": ("forward(self, prepared, standard)", 2),
+        "level_values": ("level_values(self, standard)", 1),
     },
     RegionAggregator: {"combine": ("combine(self, scores, regions)", 2)},
-    ScorerAggregator: {"combine": ("combine(self, scores, ranges)", 2), "check": ("check(self, n_scorers)", 1)},
+    ScorerAggregator: {"combine": ("combine(self, scores, ranges)", 2), "check": ("check(self, ranges)", 1)},
 }
 STANDARD_PROPERTIES = ("values", "labels", "descriptions", "system", "user")
 

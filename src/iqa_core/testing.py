@@ -82,9 +82,9 @@ def check_scorer(
     """Scores views of several sizes through ``prepare``/``forward`` and ``score``.
 
     Checks: an (N, K) probability array (finite, non-negative, rows summing to 1) over
-    ascending level values; the same rows whether a view is scored alone or in a batch, and
-    on a second call (the engine caches per view and batches freely). ``standard`` defaults
-    to the 7-level ``word`` standard.
+    ascending level values, the ones ``level_values`` declares; the same rows whether a view
+    is scored alone or in a batch, and on a second call (the engine caches per view and
+    batches freely). ``standard`` defaults to the 7-level ``word`` standard.
     """
     scorer = _build(cls, params, Scorer)
     name = cls.__qualname__
@@ -97,6 +97,8 @@ def check_scorer(
     probs, values = out.probs, tuple(out.values)
     assert probs.shape == (len(views), len(values)), f"{name}: {len(views)} views gave probabilities {probs.shape}"
     assert list(values) == sorted(set(values)), f"{name}: level values must be distinct and ascending, got {values}"
+    declared = tuple(scorer.level_values(standard))
+    assert declared == values, f"{name}: level_values() says {declared}, but the scores come over {values}"
     assert np.all(np.isfinite(probs)) and np.all(probs >= 0), f"{name}: probabilities must be finite and >= 0"
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4), f"{name}: rows must sum to 1, got {probs.sum(axis=1)}"
     again = scorer.score(views, standard)
@@ -139,8 +141,9 @@ def check_aggregator(cls: type[RegionAggregator | ScorerAggregator], params: dic
         ]
         result = agg.combine(np.array([4.0, 6.0, 2.0]), regions)
     else:
-        agg.check(2)
-        result = agg.combine(np.array([4.0, 6.0]), [(1.0, 7.0), (1.0, 7.0)])
+        ranges = [(1.0, 7.0), (1.0, 7.0)]
+        agg.check(ranges)
+        result = agg.combine(np.array([4.0, 6.0]), ranges)
     assert isinstance(result, float | int | np.floating) and math.isfinite(result), (
         f"{name}: combine() must return a finite number, got {result!r}"
     )

@@ -64,7 +64,7 @@ def test_a_broken_plugin_named_in_a_recipe_is_one_line(tmp_path: Path, monkeypat
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"scorers": [{"name": "badplugin:Bad"}]}))
+    recipe.write_text(yaml.safe_dump({"scorers": [{"name": "badplugin:Bad"}], "runtime": {"allow_imports": True}}))
     res = CliRunner().invoke(cli, ["validate", str(recipe)])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert (
