@@ -139,7 +139,8 @@ JANUS_TEMPLATE = (
     "{% if part['type'] == 'image' %}<image_placeholder>\n"
     "{% elif part['type'] == 'text' %}{{ part['text'] | trim }}{% endif %}"
     "{% endfor %}"
-    "{% if message['role'] == 'assistant' %}<|end_of_sentence|>{% else %}\n\n{% endif %}"
+    # a newline right after a block tag would be trimmed (transformers renders with trim_blocks)
+    "{% if message['role'] == 'assistant' %}<|end_of_sentence|>{% else %}{{ '\\n\\n' }}{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
 )
