@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import following
 from .api import ImageResult
 from .datasets import Item, load_dataset, resolve_name
 from .engine import Pipeline
@@ -144,6 +145,7 @@ def evaluate(
             results = run_pipeline(pipeline, paths, progress=progress)
             row = metrics_row(name, spec.name, items, results)
             row["scorer_calls"] = pipeline.stats["scorer_calls"]
+            row["prompt_following"] = following.fractions(pipeline.stats)
             rows.append(row)
             slug = f"{name.replace('/', '_')}_{spec.name}"
             files.append(write_predictions(out_dir / "predictions" / f"{slug}.csv", items, results))
