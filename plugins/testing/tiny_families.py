@@ -15,9 +15,8 @@ loads a downloaded checkpoint. What must be real is what decides where the answe
   views of different aspect ratios prompts of different lengths, so a batch needs padding or
   bucketing.
 
-Weights are random (seeded) except that the output layer favours the level digits and the tokens
-the template writes between the opened assistant turn and the reply: greedy generation then
-answers with a level, as a prompt-following model does, which the answer-position tests need.
+Weights are random (seeded); input and output embeddings are untied (real Gemma 3 and InternVL
+tie them) so a test can teach a model its reply format with ``tiny_vlm.teach_reply``.
 """
 
 from __future__ import annotations
@@ -42,38 +41,8 @@ def text_dims(vocab_size: int) -> dict[str, Any]:
     }
 
 
-def answer_gap(processor: Any) -> str:
-    """What the template writes between the opened assistant turn and a reply's first character."""
-    user = [{"role": "user", "content": [{"type": "text", "text": "q"}]}]
-    reply = [*user, {"role": "assistant", "content": [{"type": "text", "text": "7"}]}]
-    prompt = processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
-    rendered = processor.apply_chat_template(reply, tokenize=False)
-    common = 0
-    while common < min(len(prompt), len(rendered)) and prompt[common] == rendered[common]:
-        common += 1
-    return rendered[common : rendered.index("7", common)]
-
-
-def favour_answers(model: Any, processor: Any, digits: str = "1234567", scale: float = 8.0) -> None:
-    """Scale the output rows of ``digits`` (the paper's 7 levels) and of the template's answer gap,
-    so greedy decoding answers as a prompt-following model would (the gap first where the
-    template has one)."""
-    import torch
-
-    tok = processor.tokenizer
-    gap = answer_gap(processor)
-    ids = set(tok.convert_tokens_to_ids(list(digits)))  # digits are tokens of their own in both kinds
-    if gap:
-        ids.update(tok.encode(gap, add_special_tokens=False))
-    with torch.no_grad():
-        weight = model.get_output_embeddings().weight
-        rows = torch.tensor(sorted(ids))
-        weight[rows] *= scale
-
-
 def save(model: Any, processor: Any, out: str | Path) -> Path:
     out = Path(out)
-    favour_answers(model, processor)
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -134,6 +103,7 @@ def build_gemma3(out: str | Path, seed: int = 0) -> Path:
         text_config=Gemma3TextConfig(
             **text_dims(len(tokenizer)),
             sliding_window=64,
+            tie_word_embeddings=False,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=[tokenizer.eos_token_id, ids("<end_of_turn>")],
             pad_token_id=tokenizer.pad_token_id,
@@ -151,10 +121,11 @@ def build_gemma3(out: str | Path, seed: int = 0) -> Path:
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
         image_token_index=ids("<image_soft_token>"),
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = Gemma3ForConditionalGeneration(config)
-    with torch.no_grad():  # initialised to zeros, which would hide the image from the text model
+    with torch.no_grad():  # initialised to zeros, which would hide the image from the language model
         model.model.multi_modal_projector.mm_input_projection_weight.normal_(std=0.5)
     processor = Gemma3Processor(
         image_processor=Gemma3ImageProcessor(size={"height": image_size, "width": image_size}),
@@ -214,7 +185,7 @@ def build_internvl(out: str | Path, seed: int = 0) -> Path:
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
     )
     config = InternVLConfig(
         vision_config=InternVLVisionConfig(
@@ -229,6 +200,7 @@ def build_internvl(out: str | Path, seed: int = 0) -> Path:
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
         image_seq_length=tokens,
         downsample_ratio=0.5,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = InternVLForConditionalGeneration(config)

@@ -3,19 +3,19 @@
 Each family (Gemma 3, InternVL-hf, SmolVLM/Idefics3, LLaVA-OneVision; see
 ``iqa_plugins.testing.tiny_families``) is saved to a directory and scored through a recipe with
 ``scorer: hf_vlm``, as a user's downloaded checkpoint is. Views of mixed aspect ratios give the
-variable-resolution families prompts of different lengths, so a batch is left-padded.
+variable-resolution families prompts of different lengths.
 
 Checked per family: level probabilities are distributions over the 7 levels and are what the
-pipeline's scores are computed from; the answer is read where the template puts the reply
-(the prepared prompt followed by the label is exactly the template's rendering of that reply,
-and the most probable level is the level greedy ``generate`` writes); a view gets the same
-probabilities alone as in a batch of differently shaped views (to 1e-6).
+pipeline's scores are computed from; the answer is read where the template puts the reply (the
+prepared input followed by the label is exactly the template's rendering of that reply, and the
+most probable level is the level greedy ``generate`` writes from the template's generation
+prompt); a view gets the same probabilities alone as in a batch of differently shaped views.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,18 +23,22 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from iqa_core import load_recipe  # noqa: E402
 from iqa_core.api import View  # noqa: E402
-from iqa_plugins.scorers import _mllm  # noqa: E402
 from iqa_plugins.scorers._mllm import conversation  # noqa: E402
+from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
 from iqa_plugins.standards.levels import WordStandard  # noqa: E402
 from iqa_plugins.testing import tiny_families  # noqa: E402
+from iqa_plugins.testing.tiny_vlm import teach_reply  # noqa: E402
 
-FAMILIES = ("gemma3", "internvl", "idefics3", "llava_onevision")
+# family: what its template writes between the generation prompt and the reply's first character
+OPENINGS = {"gemma3": "", "internvl": "", "idefics3": " ", "llava_onevision": ""}
+FAMILIES = tuple(OPENINGS)
 # Families whose processors give views of different shapes different numbers of image tokens.
-VARIABLE_RESOLUTION = {"internvl", "idefics3", "llava_onevision"}
+VARIABLE_RESOLUTION = ("internvl", "idefics3", "llava_onevision")
 # (height, width): landscape, tall portrait, square, panorama.
 SHAPES = [(30, 40), (70, 28), (50, 50), (24, 90)]
 STD = WordStandard({"levels": 7})
@@ -46,15 +50,17 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: getattr(tiny_families, f"build_{name}")(root / name) for name in FAMILIES}
 
 
+def random_images(shapes: list[tuple[int, int]], seed: int) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in shapes]
+
+
 @pytest.fixture(scope="module")
 def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("views")
-    rng = np.random.default_rng(0)
-    paths = []
-    for i, (h, w) in enumerate(SHAPES):
-        path = folder / f"view{i}.png"
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
-        paths.append(path)
+    paths = [folder / f"view{i}.png" for i in range(len(SHAPES))]
+    for path, image in zip(paths, random_images(SHAPES, seed=0), strict=True):
+        image.save(path)
     return paths
 
 
@@ -64,7 +70,7 @@ def views(image_paths: list[Path]) -> list[View]:
 
 
 @pytest.fixture(scope="module")
-def runs(model_dirs: dict[str, Path], image_paths: list[Path]) -> dict[str, tuple[object, list]]:
+def runs(model_dirs: dict[str, Path], image_paths: list[Path]) -> dict[str, tuple[Any, list]]:
     """Per family: the pipeline of a ``scorer: hf_vlm`` recipe and its results on the views."""
     out = {}
     for name, path in model_dirs.items():
@@ -89,10 +95,31 @@ def runs(model_dirs: dict[str, Path], image_paths: list[Path]) -> dict[str, tupl
     return out
 
 
-def scorer_of(runs: dict, family: str):
+def scorer_of(runs: dict, family: str) -> HFVLMScorer:
     pipeline, _ = runs[family]
     (_, scorer, _) = pipeline.scorers[0]
     return scorer
+
+
+def generation_prompt(scorer: HFVLMScorer) -> str:
+    """The template's own generation prompt for the standard, as a user would render it."""
+    turns = conversation(STD.system, STD.user, scorer.system_role(STD))
+    return scorer.processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+
+
+def model_inputs(scorer: HFVLMScorer, text: str, images: list[Image.Image]) -> Any:
+    """The processor's inputs for ``text`` once per image (no second BOS after a template's)."""
+    bos = scorer.tokenizer.bos_token
+    return scorer.processor(
+        text=[text] * len(images),
+        images=[[image] for image in images],
+        padding=True,
+        add_special_tokens=not (bos and text.startswith(bos)),
+        return_tensors="pt",
+    )
+
+
+# ------------------------------------------------------------------ end to end
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -105,57 +132,14 @@ def test_recipe_scores_mixed_views(runs, views, family):
     np.testing.assert_allclose(probs.probs.sum(axis=1), 1.0, atol=1e-9)
     expected = probs.probs @ np.asarray(STD.values)
     np.testing.assert_allclose([r.scorer_scores[family] for r in results], expected, atol=1e-6)
-    assert np.ptp(expected) > 1e-3, "views should get different scores, or the batch checks below prove nothing"
+    assert np.ptp(expected) > 1e-3, "views should get different scores, or the batch check proves nothing"
 
 
-@pytest.mark.parametrize("family", sorted(VARIABLE_RESOLUTION))
+@pytest.mark.parametrize("family", VARIABLE_RESOLUTION)
 def test_mixed_shapes_give_prompts_of_different_lengths(runs, views, family):
-    """So a batch of these views needs padding or bucketing: the batch-invariance check bites."""
     scorer = scorer_of(runs, family)
-    images = [[view.image] for view in views]
-    inputs = scorer.processor(text=[scorer.prompt(STD)] * len(views), images=images, padding=True, return_tensors="pt")
-    assert len(set(inputs["attention_mask"].sum(dim=1).tolist())) > 1
-
-
-# TODO(i8): remove once issue 8 items 1-2 (answer position read from the template) are committed.
-WAITING_FOR_ANSWER_POSITION = pytest.mark.xfail(
-    not hasattr(_mllm, "reply_opening"),
-    strict=True,
-    reason="SmolVLM renders a reply 'Assistant: 7' after the prompt 'Assistant:' (issue 8 item 1)",
-)
-
-
-@pytest.mark.parametrize(
-    "family", [pytest.param(f, marks=WAITING_FOR_ANSWER_POSITION) if f == "idefics3" else f for f in FAMILIES]
-)
-def test_prompt_and_label_render_as_the_reply(runs, family):
-    """The prepared prompt followed by each level label is, token for token, how the model's chat
-    template renders an assistant turn holding that label."""
-    scorer = scorer_of(runs, family)
-    tok = scorer.tokenizer
-    prompt = tok.encode(scorer.prompt(STD), add_special_tokens=False)
-    turns = conversation(STD.system, STD.user, scorer.system_role(STD))
-    for label, label_id in zip(STD.labels, scorer.label_ids(STD), strict=True):
-        reply = [*turns, {"role": "assistant", "content": [{"type": "text", "text": label}]}]
-        rendered = tok.encode(scorer.processor.apply_chat_template(reply, tokenize=False), add_special_tokens=False)
-        assert rendered[: len(prompt) + 1] == [*prompt, label_id], (
-            tok.convert_ids_to_tokens(rendered[len(prompt) - 3 : len(prompt) + 2]),
-            tok.convert_ids_to_tokens([*prompt[-3:], label_id]),
-        )
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_most_probable_level_is_what_generate_writes(runs, views, family):
-    scorer = scorer_of(runs, family)
-    probs = scorer.score(views, STD)
-    answers = []
-    for ids in scorer.generated_ids(scorer.prepare(views, STD)):
-        text = scorer.tokenizer.decode(ids, skip_special_tokens=True)
-        match = re.match(r"\s*(\d)", text)  # the first digit: each is one token
-        answers.append(match.group(1) if match and match.group(1) in STD.labels else None)
-    assert any(answers), "the tiny model should answer some views with a level"
-    argmax = [STD.labels[i] for i in probs.probs.argmax(axis=1)]
-    assert [a for a, _ in zip(argmax, answers, strict=True) if _] == [a for a in answers if a]
+    mask = model_inputs(scorer, scorer.prompt(STD), [view.image for view in views])["attention_mask"]
+    assert len(set(mask.sum(dim=1).tolist())) > 1
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -165,3 +149,59 @@ def test_batch_invariant(runs, views, family):
     batched = scorer.score(views, STD).probs
     alone = np.concatenate([scorer.score([view], STD).probs for view in views])
     np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scorer.score(views[::-1], STD).probs[::-1], alone, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------ answer position
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompt_is_the_generation_prompt_then_the_reply_opening(runs, family):
+    scorer = scorer_of(runs, family)
+    assert scorer.prompt(STD) == generation_prompt(scorer) + OPENINGS[family]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prepared_input_then_label_is_the_templates_reply(runs, views, family):
+    """The model's input followed by each label token is, token for token and with the image
+    expanded, how the template renders an assistant turn holding that label."""
+    scorer = scorer_of(runs, family)
+    image = views[1].image
+    prepared = model_inputs(scorer, scorer.prompt(STD), [image])["input_ids"][0].tolist()
+    turns = conversation(STD.system, STD.user, scorer.system_role(STD))
+    for label, label_id in zip(STD.labels, scorer.label_ids(STD), strict=True):
+        reply = [*turns, {"role": "assistant", "content": [{"type": "text", "text": label}]}]
+        rendered = scorer.processor.apply_chat_template(reply, tokenize=False)
+        ids = model_inputs(scorer, rendered, [image])["input_ids"][0].tolist()
+        assert ids[: len(prepared) + 1] == [*prepared, label_id], scorer.tokenizer.convert_ids_to_tokens(
+            ids[len(prepared) - 2 : len(prepared) + 2]
+        )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_argmax_level_is_the_level_greedy_generate_writes(model_dirs, family):
+    """A model taught its format (after the generation prompt it writes the template's opening,
+    then a level that depends on the image) answers by ``generate`` from the template's own
+    generation prompt; the scorer's most probable level is that answer for every view."""
+    scorer = HFVLMScorer({"model": str(model_dirs[family]), "device": "cpu", "dtype": "float32"})
+    scorer.load(STD)
+    tok = scorer.tokenizer
+    opened = generation_prompt(scorer) + OPENINGS[family]  # where the template writes the label
+    prompt_ids = tok.encode(generation_prompt(scorer), add_special_tokens=False)
+    opened_ids = tok.encode(opened, add_special_tokens=False)
+    assert opened_ids[: len(prompt_ids)] == prompt_ids
+    chain = opened_ids[len(prompt_ids) - 1 :]  # the prompt's last token, then the opening's
+    calibration = [model_inputs(scorer, opened, [image]) for image in random_images(SHAPES * 2, seed=3)]
+    teach_reply(scorer.model, chain, scorer.label_ids(STD), calibration)
+
+    images = random_images(SHAPES * 2, seed=1)
+    argmax = scorer.score([View(image, f"v{i}") for i, image in enumerate(images)], STD).probs.argmax(axis=1)
+    answers = []
+    for image in images:
+        inputs = model_inputs(scorer, generation_prompt(scorer), [image])
+        with torch.inference_mode():
+            out = scorer.model.generate(**inputs, max_new_tokens=len(chain), do_sample=False)
+        answers.append(tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    assert all(answer in STD.labels for answer in answers), answers
+    assert len(set(answers)) > 1, "the taught level should depend on the image"
+    assert [STD.labels[i] for i in argmax] == answers
