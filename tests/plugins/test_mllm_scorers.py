@@ -232,6 +232,27 @@ def test_mplug_missing_path_is_model_unavailable():
         scorer.load(STD)
 
 
+@pytest.mark.parametrize("lacking", ["attention-mask utils", "siglip vision transformer"])
+def test_mplug_on_a_transformers_without_its_imports_names_the_one_it_needs(monkeypatch, tmp_path, lacking):
+    """Checked before anything is downloaded: a one-line error naming the transformers it needs."""
+    import types
+
+    masks, siglip = "transformers.modeling_attn_mask_utils", "transformers.models.siglip.modeling_siglip"
+    if lacking == "attention-mask utils":  # as in transformers 5.24
+        monkeypatch.setitem(sys.modules, masks, None)
+        missing = masks
+    else:  # as in transformers 5.17: the masks module is there, the vision transformer is not
+        monkeypatch.setitem(sys.modules, masks, types.ModuleType(masks))
+        monkeypatch.setitem(sys.modules, siglip, types.ModuleType(siglip))
+        missing = f"{siglip}.SiglipVisionTransformer"
+    scorer = MPlugOwl3Scorer({"model": str(tmp_path), "trust_remote_code": True})
+    with pytest.raises(ModelUnavailable) as err:
+        scorer.load(STD)
+    message = str(err.value)
+    assert "needs transformers 4.56-4.57" in message and f"has no {missing}" in message
+    assert "iqa[models,mplug-owl3]" in message and "\n" not in message
+
+
 def test_mplug_messages():
     messages = owl3_messages(STD)
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
