@@ -1,9 +1,11 @@
 """``hf_vlm`` end to end on tiny random builds of the modern VLM families (offline, CPU, float32).
 
-Each family (Gemma 3, InternVL-hf, SmolVLM/Idefics3, LLaVA-OneVision; see
-``iqa_plugins.testing.tiny_families``) is saved to a directory and scored through a recipe with
+Each family (Gemma 3, InternVL-hf, SmolVLM/Idefics3, LLaVA-OneVision from
+``iqa_plugins.testing.tiny_families``; LLaVA-1.5, Qwen2.5-VL and Qwen3-VL from
+``iqa_plugins.testing.tiny_vlm``) is saved to a directory and scored through a recipe with
 ``scorer: hf_vlm``, as a user's downloaded checkpoint is. Views of mixed aspect ratios give the
-variable-resolution families prompts of different lengths.
+variable-resolution families prompts of different lengths. The answer-position and batch checks
+of the ``tiny_vlm`` families live in ``test_answer_position.py``.
 
 Checked per family: level probabilities are distributions over the 7 levels and are what the
 pipeline's scores are computed from; the answer is read where the template puts the reply (the
@@ -31,14 +33,21 @@ from iqa_core.api import View  # noqa: E402
 from iqa_plugins.scorers._mllm import conversation  # noqa: E402
 from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
 from iqa_plugins.standards.levels import WordStandard  # noqa: E402
-from iqa_plugins.testing import tiny_families  # noqa: E402
+from iqa_plugins.testing import tiny_families, tiny_vlm  # noqa: E402
 from iqa_plugins.testing.tiny_vlm import teach_reply  # noqa: E402
 
 # family: what its template writes between the generation prompt and the reply's first character
 OPENINGS = {"gemma3": "", "internvl": "", "idefics3": " ", "llava_onevision": ""}
 FAMILIES = tuple(OPENINGS)
+# Every family hf_vlm is tested on end to end: builder module, extra scorer params.
+END_TO_END: dict[str, tuple[Any, dict[str, Any]]] = {
+    **{family: (tiny_families, {}) for family in FAMILIES},
+    "llava": (tiny_vlm, {}),
+    "qwen2_5_vl": (tiny_vlm, {}),
+    "qwen3_vl": (tiny_vlm, {"template_options": {"enable_thinking": False}}),
+}
 # Families whose processors give views of different shapes different numbers of image tokens.
-VARIABLE_RESOLUTION = ("internvl", "idefics3", "llava_onevision")
+VARIABLE_RESOLUTION = ("internvl", "idefics3", "llava_onevision", "qwen2_5_vl", "qwen3_vl")
 # (height, width): landscape, tall portrait, square, panorama.
 SHAPES = [(30, 40), (70, 28), (50, 50), (24, 90)]
 STD = WordStandard({"levels": 7})
@@ -47,7 +56,7 @@ STD = WordStandard({"levels": 7})
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("families")
-    return {name: getattr(tiny_families, f"build_{name}")(root / name) for name in FAMILIES}
+    return {name: Path(getattr(module, f"build_{name}")(root / name)) for name, (module, _) in END_TO_END.items()}
 
 
 def random_images(shapes: list[tuple[int, int]], seed: int) -> list[Image.Image]:
@@ -83,7 +92,13 @@ def runs(model_dirs: dict[str, Path], image_paths: list[Path]) -> dict[str, tupl
                     {
                         "name": "hf_vlm",
                         "label": name,
-                        "params": {"model": str(path), "device": "cpu", "dtype": "float32", "batch_size": 4},
+                        "params": {
+                            "model": str(path),
+                            "device": "cpu",
+                            "dtype": "float32",
+                            "batch_size": 4,
+                            **END_TO_END[name][1],
+                        },
                     }
                 ],
                 "decode": "expected",
@@ -122,7 +137,7 @@ def model_inputs(scorer: HFVLMScorer, text: str, images: list[Image.Image]) -> A
 # ------------------------------------------------------------------ end to end
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", END_TO_END)
 def test_recipe_scores_mixed_views(runs, views, family):
     """Every view scored; each image's score is the expectation of its level distribution."""
     _, results = runs[family]
