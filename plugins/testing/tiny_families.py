@@ -42,6 +42,7 @@ def text_dims(vocab_size: int) -> dict[str, Any]:
 
 
 def save(model: Any, processor: Any, out: str | Path) -> Path:
+    """Write the model and processor as a checkpoint directory (what a user downloads)."""
     out = Path(out)
     model.eval()
     model.save_pretrained(out)
