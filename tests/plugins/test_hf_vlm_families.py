@@ -220,3 +220,18 @@ def test_argmax_level_is_the_level_greedy_generate_writes(model_dirs, family):
     assert all(answer in STD.labels for answer in answers), answers
     assert len(set(answers)) > 1, "the taught level should depend on the image"
     assert [STD.labels[i] for i in argmax] == answers
+
+
+def test_processor_options_reach_the_image_processor(model_dirs, runs, views):
+    """SmolVLM without image splitting (``processor_options``): every view is the global image
+    alone, so all prompts have one length, shorter than any split view's."""
+    params = {"model": str(model_dirs["idefics3"]), "device": "cpu", "dtype": "float32"}
+    whole = HFVLMScorer({**params, "processor_options": {"do_image_splitting": False}})
+    whole.load(STD)
+    images = [view.image for view in views]
+    unsplit = model_inputs(whole, whole.prompt(STD), images)["attention_mask"].sum(dim=1).tolist()
+    split = scorer_of(runs, "idefics3")
+    assert len(set(unsplit)) == 1
+    assert unsplit[0] < min(model_inputs(split, split.prompt(STD), images)["attention_mask"].sum(dim=1).tolist())
+    probs = whole.score(views, STD).probs
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
