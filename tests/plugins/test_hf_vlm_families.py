@@ -11,7 +11,8 @@ Checked per family: level probabilities are distributions over the 7 levels and 
 pipeline's scores are computed from; the answer is read where the template puts the reply (the
 prepared input followed by the label is exactly the template's rendering of that reply, and the
 most probable level is the level greedy ``generate`` writes from the template's generation
-prompt); a view gets the same probabilities alone as in a batch of differently shaped views.
+prompt); a view gets the same probabilities alone as in a batch of differently shaped views
+(to 1e-6); ``processor_options`` reach the image processor.
 """
 
 from __future__ import annotations
