@@ -37,8 +37,8 @@ from .api import (
     region_dict,
 )
 from .decode import decode
-from .errors import IQAError
-from .images import LoadedImage, content_hash, expand_inputs, read_image, to_rgb
+from .errors import ImageError, IQAError
+from .images import LoadedImage, content_hash, expand_inputs, read_file, read_image, to_rgb
 from .plugins import manager
 from .recipe import Resolved, resolve
 from .regions import build_regions, crop_view, decode_rle, encode_rle
@@ -178,8 +178,8 @@ class Pipeline:
     def cached_result(self, path: str) -> ImageResult | None:
         """This recipe's stored result for the file at ``path``, without decoding it."""
         try:
-            digest = content_hash(Path(path).read_bytes())
-        except OSError:
+            digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
+        except ImageError:
             return None
         cached = self.store.get_result(self.key, digest)
         return None if cached is None else _from_store(path, digest, cached)
