@@ -268,21 +268,23 @@ def template_accepts_system(render: Render, system: str) -> bool:
 # ------------------------------------------------------------------------ views
 
 MAX_ASPECT = 100.0
-"""Views thinner than 1:MAX_ASPECT are padded to it: image processors reject (Qwen2-VL: over
-1:200) or misread (a 384x3 array looks channels-first) extreme slivers."""
+MIN_SIDE = 4
+"""Views thinner than 1:MAX_ASPECT or MIN_SIDE pixels are padded: image processors reject
+(Qwen2-VL: over 1:200) or misread extreme slivers (a 384x3 array looks channels-first, a
+1-pixel one too, and transformers' processors guess the channel axis from the shape)."""
 
 
 def fit_view(image: Any, max_pixels: int | None) -> Any:
-    """``image`` padded (black, centred) to at most 1:MAX_ASPECT and scaled down to at most
-    ``max_pixels`` pixels, so a 12-megapixel whole view does not become thousands of tokens."""
+    """``image`` padded (black, centred) to at least MIN_SIDE pixels and at most 1:MAX_ASPECT,
+    and scaled down to at most ``max_pixels`` pixels, so a 12-megapixel whole view does not
+    become thousands of tokens."""
     from PIL import Image, ImageOps
 
     w, h = image.size
-    long, short = max(w, h), min(w, h)
-    if long > MAX_ASPECT * short:
-        short = int(np.ceil(long / MAX_ASPECT))
-        image = ImageOps.pad(image, (long, short) if w >= h else (short, long), color=0)
-        w, h = image.size
+    size = (max(w, MIN_SIDE, int(np.ceil(h / MAX_ASPECT))), max(h, MIN_SIDE, int(np.ceil(w / MAX_ASPECT))))
+    if size != (w, h):
+        image = ImageOps.pad(image, size, color=0)  # scales a view smaller than MIN_SIDE up, pads the rest
+        w, h = size
     if max_pixels is not None and w * h > max_pixels:
         scale = (max_pixels / (w * h)) ** 0.5
         image = image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
@@ -390,7 +392,7 @@ class MLLMScorer(Scorer):
     # -------------------------------------------------------------- inputs
 
     def fit(self, image: Any) -> Any:
-        """A view's image as the processor gets it (thin slivers padded, see :func:`fit_view`)."""
+        """A view's image as the processor gets it (slivers padded, see :func:`fit_view`)."""
         return fit_view(image, None)
 
     def processor_kwargs(self) -> dict[str, Any]:
@@ -407,8 +409,6 @@ class MLLMScorer(Scorer):
             padding_side="left",
             # a template that writes BOS itself must not get a second one
             add_special_tokens=not (bos and text.startswith(bos)),
-            # a 3-pixel-high view must not be read as channels-first
-            input_data_format="channels_last",
             return_tensors="pt",
             **self.processor_kwargs(),
         )

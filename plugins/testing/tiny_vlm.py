@@ -248,7 +248,10 @@ def _qwen_text(tokenizer: Any, **extra: Any) -> dict[str, Any]:
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], **extra}
     return {
         **_text_dims(len(tokenizer)),
+        # transformers 5 reads rope_parameters; transformers 4 reads rope_scaling + rope_theta
         "rope_parameters": rope,
+        "rope_scaling": {key: value for key, value in rope.items() if key != "rope_theta"},
+        "rope_theta": 10000.0,
         "bos_token_id": None,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,

@@ -187,8 +187,8 @@ def test_views_of_different_lengths_are_separate_unpadded_buckets(scorers):
 @pytest.mark.parametrize("family", ["janus", "llava", "qwen2_5_vl", "qwen3_vl"])
 @pytest.mark.parametrize("size", [(384, 3), (384, 1), (1, 384), (1000, 1), (1, 1000), (3, 3)])
 def test_thin_views_are_scored(scorers, family, size):
-    """Slivers (mask crops can be 1 pixel high) are padded to 1:100, not misread as
-    channels-first (384x3) or rejected by the image processor (Qwen: over 1:200)."""
+    """Slivers (mask crops can be 1 pixel high) are padded to 4 pixels and 1:100, not misread
+    as channels-first (384x3) or rejected by the image processor (Qwen: over 1:200)."""
     out = scorers[family].score([View(Image.new("RGB", size, (200, 30, 30)), "thin")], STD)
     assert out.probs.shape == (1, 7) and np.isfinite(out.probs).all()
 
