@@ -210,3 +210,19 @@ def test_big_views_are_capped_in_pixels(model_dirs):
     assert fitted.size[0] * fitted.size[1] <= 10_000
     assert abs(fitted.size[0] / fitted.size[1] - 4 / 3) < 0.02
     assert HFVLMScorer.Params(model="m").max_pixels == 1024 * 1024
+
+
+def test_processor_options_reach_the_processor(scorers, model_dirs):
+    """Qwen's min/max_pixels as processor options: views of ~4 merged patches instead of the
+    tiny model's default 9-16."""
+
+    def image_tokens(scorer) -> list[int]:
+        image_pad = scorer.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        prepared = scorer.prepare(random_views(4, seed=4), STD)
+        return [int(n) for _, inputs in prepared.buckets for n in (inputs["input_ids"] == image_pad).sum(dim=1)]
+
+    pixels = 4 * 28 * 28
+    options = {"processor_options": {"min_pixels": pixels, "max_pixels": pixels}}
+    scorer = HFVLMScorer({"model": model_dirs["qwen2_vl"], "device": "cpu", **options})
+    scorer.load(STD)
+    assert max(image_tokens(scorer)) <= 6 < 9 <= min(image_tokens(scorers["qwen2_vl"]))
