@@ -151,6 +151,7 @@ class Pipeline:
         """Score files, folders, globs or list files; results in input order, errors as rows."""
         paths = expand_inputs(inputs)
         results: list[ImageResult] = []
+        repaired = self.store.repaired  # damaged store rows found while scoring these are recomputed
         bar = None
         if progress:  # tqdm makes a process-wide lock even when disabled: only when shown
             from tqdm.auto import tqdm
@@ -165,6 +166,7 @@ class Pipeline:
                     if bar is not None:
                         bar.update(1)
         finally:
+            self.stats["store_rows_repaired"] += self.store.repaired - repaired
             if bar is not None:
                 bar.close()
         return results

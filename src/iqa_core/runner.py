@@ -21,9 +21,9 @@ from .images import expand_inputs
 
 
 class WorkerFailed(IQAError):
-    """A device worker died (killed, out of memory, a crash in native code)."""
+    """A device worker died (killed, out of memory, a crash in native code): exit status 3."""
 
-    exit_code = 1
+    exit_code = 3
 
 
 def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
@@ -100,8 +100,7 @@ def _run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[
                     process.join()
                     raise WorkerFailed(
                         f"the worker for device {device} exited (code {process.exitcode}) before finishing; "
-                        "what it scored is in the store, so a rerun resumes. (A script that sets "
-                        "runtime.devices must guard its entry point with `if __name__ == '__main__':`.)"
+                        "what it scored is in the store, so a rerun resumes"
                     ) from None
                 if status == "error":
                     raise payload
