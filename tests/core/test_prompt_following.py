@@ -36,7 +36,6 @@ def _recipe(tmp_path: Path, store: Path | None, **overrides) -> Path:
     path = tmp_path / "r.yaml"
     data = recipe(store, scorers=[{"name": SCORER, "params": {"batch_size": 4}}], **overrides)
     data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
-    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
     path.write_text(yaml.safe_dump(data))
     return path
 
