@@ -3,8 +3,9 @@
 ``split_batch`` times ``scorer.prepare`` (the processor: image resizing, patching, tokenising,
 left padding), then one ``scorer.forward`` with hooks on the vision tower and the language
 model; the rest of the forward (rope index, merging image features into the embeddings, the
-LM head) is ``other``. ``padding`` is the share of the batch's positions that are left padding,
-and ``padding_s`` the language model time it costs (its time is close to linear in tokens).
+LM head) is ``other``. ``padding`` is the share of the positions that are left padding, over the
+scorer's length buckets (one forward pass each), and ``padding_s`` the language model time it
+costs (its time is close to linear in tokens).
 
 Run as a script it profiles ``hf_vlm`` on the CPU with a Qwen2.5-VL at test size and at a
 mid size (``benchmarks/models.py``), views cut from a 1024x768 image:
@@ -56,15 +57,16 @@ def split_batch(scorer: Any, views: list[Any], standard: Any, cuda: bool) -> dic
     finally:
         vision.close()
         language.close()
-    mask = inputs["attention_mask"]
-    padding = 1.0 - float(mask.sum()) / mask.numel()
+    masks = [bucket["attention_mask"] for _, bucket in inputs.buckets]  # one forward per length bucket
+    padding = 1.0 - sum(float(m.sum()) for m in masks) / sum(m.numel() for m in masks)
     n = len(views)
     total = processor.s + forward.s
     return {
         "views": n,
-        "positions": int(mask.shape[1]),
-        "tokens_min": int(mask.sum(1).min()),
-        "tokens_max": int(mask.sum(1).max()),
+        "buckets": len(masks),
+        "positions": sum(m.numel() for m in masks),
+        "tokens_min": min(int(m.sum(1).min()) for m in masks),
+        "tokens_max": max(int(m.sum(1).max()) for m in masks),
         "padding": padding,
         "s_per_view": total / n,
         "processor_s_per_view": processor.s / n,

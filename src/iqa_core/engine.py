@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import following
 from .api import (
     ImageResult,
     LevelProbs,
@@ -290,6 +291,8 @@ class Pipeline:
         found = self.store.get_levels(wanted)
         pending = [k for k in wanted if k not in found]
         self.stats["views_cached"] += len(found)
+        for levels in found.values():
+            following.count(self.stats, label, levels)
         if pending:
             self._load_scorer(label)
         # similar sizes batch together (less padding for dynamic-resolution models)
@@ -364,8 +367,7 @@ class Pipeline:
             self.stats["scorer_calls"] += 1
             self.stats["views_scored"] += len(views)
             _check_levels(label, levels, len(views), std)
-            if levels.top_is_level is not None:  # the prompt-following diagnostic
-                self.stats["views_off_level"] += int(np.count_nonzero(~levels.top_is_level))
+            following.count(self.stats, label, levels)
             yield keys, levels
             return
         except IQAError:
