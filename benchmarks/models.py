@@ -6,9 +6,9 @@ at 384 px / patch 16 (576 image tokens) and the aligner to 4096, with the VQ ima
 parts at their default size. Qwen2.5-VL-7B-shaped (:data:`QWEN25_VL_7B`), scored through the
 generic ``hf_vlm`` plugin: views of different sizes give prompts of different lengths.
 Weights are random (bf16 on CUDA), so scores mean nothing; shapes, token counts and FLOPs are
-the real models'. The tokenizer is the local word-level one of ``iqa_plugins.testing.tiny_vlm``
-(no Hub), so the *text* prompt is one token per word rather than BPE pieces; the benchmark
-counts the tokens the processor actually produced.
+the real models'. The tokenizers are the local test ones (``iqa_plugins.testing.tokenizers``,
+no Hub), so the *text* prompt's token count is close to, not exactly, the real one; the
+benchmark counts the tokens the processor actually produced.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ QWEN25_VL_MID: dict[str, Any] = {
 
 def build_qwen25_vl(out: str | Path, dims: dict[str, Any], device: str, dtype: str, seed: int = 0) -> Path:
     """A Qwen2.5-VL directory (model + processor, ``save_pretrained``) at ``dims`` with random
-    weights and the local word-level tokenizer; reused when already written."""
+    weights and the local byte-level test tokenizer; reused when already written."""
     import torch
     from transformers import (
         Qwen2_5_VLConfig,
@@ -170,21 +170,17 @@ def build_qwen25_vl(out: str | Path, dims: dict[str, Any], device: str, dtype: s
         Qwen2VLVideoProcessor,
     )
 
-    from iqa_plugins.testing.tiny_vlm import QWEN2_VL_TEMPLATE, build_tokenizer, tokenizer_class_for
+    from iqa_plugins.testing.tiny_vlm import QWEN_SPECIALS, tokenizer_class_for
+    from iqa_plugins.testing.tokenizers import QWEN2_5_VL_TEMPLATE, build_tokenizer
 
     out = Path(out)
     if (out / "config.json").exists() and (out / "processor_config.json").exists():
         return out
     tokenizer = build_tokenizer(
+        "byte_level",
         {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-        {
-            "image_token": "<|image_pad|>",
-            "video_token": "<|video_pad|>",
-            "vision_start_token": "<|vision_start|>",
-            "vision_end_token": "<|vision_end|>",
-            "im_start_token": "<|im_start|>",
-        },
-        QWEN2_VL_TEMPLATE,
+        QWEN_SPECIALS,
+        QWEN2_5_VL_TEMPLATE,
         tokenizer_class_for(Qwen2_5_VLProcessor),
     )
     text = dict(dims["text"])
@@ -218,7 +214,7 @@ def build_qwen25_vl(out: str | Path, dims: dict[str, Any], device: str, dtype: s
         image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=14, merge_size=2),
         video_processor=Qwen2VLVideoProcessor(size=pixels, patch_size=14, merge_size=2),
         tokenizer=tokenizer,
-        chat_template=QWEN2_VL_TEMPLATE,
+        chat_template=QWEN2_5_VL_TEMPLATE,
     )
     model.eval()
     model.save_pretrained(out)
