@@ -88,6 +88,20 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     return LoadedImage(str(path), content_hash(data), decode_image(data, str(path), max_pixels))
 
 
+def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """Bytes of the RGB pixels ``path`` decodes to, from its header alone (no pixel is decoded).
+
+    0 for a file that will be refused (unreadable, not an image, over ``max_pixels``): its
+    error row holds no pixels.
+    """
+    try:
+        with Image.open(path) as img:
+            pixels = img.width * img.height
+    except Exception:  # PIL raises many kinds; read_image reports the real reason
+        return 0
+    return 3 * pixels if pixels <= max_pixels else 0
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
