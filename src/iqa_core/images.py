@@ -89,7 +89,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
 
 
 def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
-    """Bytes of the RGB pixels ``path`` decodes to, from its header alone (no pixel is decoded).
+    """Bytes the RGB image ``path`` decodes to takes in PIL (4 per pixel), from its header alone.
 
     0 for a file that will be refused (unreadable, not an image, over ``max_pixels``): its
     error row holds no pixels.
@@ -99,7 +99,7 @@ def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int
             pixels = img.width * img.height
     except Exception:  # PIL raises many kinds; read_image reports the real reason
         return 0
-    return 3 * pixels if pixels <= max_pixels else 0
+    return 4 * pixels if pixels <= max_pixels else 0
 
 
 def content_hash(data: bytes) -> str:
@@ -123,7 +123,8 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
                 "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
             )
         img.load()
-        return to_rgb(ImageOps.exif_transpose(img))
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a large image
+        return to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -3,8 +3,7 @@
 :func:`prepared` runs in its own thread: per window and scorer it looks up stored level
 probabilities, sorts the missing views by size (less padding for dynamic-resolution
 models), cuts them and runs the scorer's ``prepare``. :func:`forward` runs in the calling
-thread, one batch at a time, and stores what it scores. A batch that fails is retried view
-by view, so one bad view fails only its image.
+thread, one batch at a time, and stores what it scores.
 """
 
 from __future__ import annotations
@@ -26,13 +25,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class Batch:
-    """One scorer's batch of views, cut and (unless ``prepare`` failed: None) prepared."""
+    """One scorer's batch: its views' keys and sources, prepared (None: ``prepare`` failed).
+
+    The cut views are dropped once prepared (a crop of a large image is large); a retry cuts again.
+    """
 
     window: Window
     label: str
     keys: list[ViewKey]
-    views: list[View]
-    prepared: Any
+    sources: list[tuple[Item, Region]]
+    prepared: Any = None
     failed: dict[ViewKey, str] = field(default_factory=dict)  # views that could not be cut
 
 
@@ -63,71 +65,81 @@ def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std
         pipeline.load_scorer(label)
     step = max(1, scorer.batch_size)
     for i in range(0, len(pending), step):
-        batch = Batch(window, label, [], [], None)
+        batch = Batch(window, label, [], [])
+        views = []
         for key in pending[i : i + step]:
-            item, region = wanted[key]
             try:
-                batch.views.append(pipeline.views.cut(item.loaded, region, key))  # type: ignore[arg-type]
+                views.append(_cut(pipeline, wanted[key], key))
                 batch.keys.append(key)
+                batch.sources.append(wanted[key])
             except Exception as exc:  # a view that cannot be cut fails its image
                 batch.failed[key] = describe("cutting a view", exc)
-        if batch.keys:
+        if views:
             try:
                 with pipeline.prepare_lock(label):
-                    batch.prepared = scorer.prepare(batch.views, std)
+                    batch.prepared = scorer.prepare(views, std)
             except Exception:  # retried in the scoring thread, view by view, to find the bad one
                 batch.prepared = None
         yield batch
 
 
+def _cut(pipeline: Pipeline, source: tuple[Item, Region], key: ViewKey) -> View:
+    item, region = source
+    return pipeline.views.cut(item.loaded, region, key)  # type: ignore[arg-type]
+
+
 def forward(pipeline: Pipeline, batch: Batch) -> None:
-    """Score one batch and store its rows; record failed views in its window."""
-    found = batch.window.levels[batch.label]
+    """Score one batch and store its rows; if it fails, view by view, so one bad view fails only its image.
+
+    A retry's ``prepare`` takes the scorer's prepare lock: the processor is never used by two threads at once.
+    """
     failed = batch.window.failed[batch.label]
     failed.update(batch.failed)
     if not batch.keys:
         return
     _, scorer, std = pipeline.scorer(batch.label)
-    calls = _call(pipeline, batch.label, scorer, std, batch.keys, batch.views, failed, batch.prepared)
-    for keys, levels in calls:
-        with pipeline.store_lock:
-            pipeline.store.put_levels(keys, levels)
-        for j, key in enumerate(keys):
-            found[key] = levels.row(j)
-
-
-def _call(
-    pipeline: Pipeline,
-    label: str,
-    scorer: Scorer,
-    std: Standard,
-    keys: list[ViewKey],
-    views: list[View],
-    failed: dict[ViewKey, str],
-    prepared: Any = None,
-) -> Iterator[tuple[list[ViewKey], LevelProbs]]:
-    """One batched call; if it fails, view by view. A retry's ``prepare`` takes the scorer's
-    prepare lock, so the processor is never used by two threads at once."""
-    try:
-        if prepared is None:
-            with pipeline.prepare_lock(label):
-                prepared = scorer.prepare(views, std)
-        levels = scorer.forward(prepared, std)
-        pipeline.stats["scorer_calls"] += 1
-        pipeline.stats["views_scored"] += len(views)
-        check_levels(label, levels, len(views))
-        if levels.top_is_level is not None:  # the prompt-following diagnostic
-            pipeline.stats["views_off_level"] += int(np.count_nonzero(~levels.top_is_level))
-        yield keys, levels
-        return
-    except IQAError:
-        raise
-    except Exception as exc:
-        if len(views) == 1:
-            failed[keys[0]] = describe(f"scorer {label!r}", exc)
+    if batch.prepared is not None:
+        try:
+            _store(
+                pipeline, batch, batch.keys, _forward(pipeline, batch.label, scorer, std, batch.prepared, batch.keys)
+            )
             return
-    for key, view in zip(keys, views):
-        yield from _call(pipeline, label, scorer, std, [key], [view], failed)
+        except IQAError:
+            raise
+        except Exception as exc:
+            if len(batch.keys) == 1:
+                failed[batch.keys[0]] = describe(f"scorer {batch.label!r}", exc)
+                return
+    for key, source in zip(batch.keys, batch.sources):
+        try:
+            view = _cut(pipeline, source, key)
+            with pipeline.prepare_lock(batch.label):
+                ready = scorer.prepare([view], std)
+            _store(pipeline, batch, [key], _forward(pipeline, batch.label, scorer, std, ready, [key]))
+        except IQAError:
+            raise
+        except Exception as exc:
+            failed[key] = describe(f"scorer {batch.label!r}", exc)
+
+
+def _forward(
+    pipeline: Pipeline, label: str, scorer: Scorer, std: Standard, ready: Any, keys: list[ViewKey]
+) -> LevelProbs:
+    levels = scorer.forward(ready, std)
+    pipeline.stats["scorer_calls"] += 1
+    pipeline.stats["views_scored"] += len(keys)
+    check_levels(label, levels, len(keys))
+    if levels.top_is_level is not None:  # the prompt-following diagnostic
+        pipeline.stats["views_off_level"] += int(np.count_nonzero(~levels.top_is_level))
+    return levels
+
+
+def _store(pipeline: Pipeline, batch: Batch, keys: list[ViewKey], levels: LevelProbs) -> None:
+    with pipeline.store_lock:
+        pipeline.store.put_levels(keys, levels)
+    found = batch.window.levels[batch.label]
+    for j, key in enumerate(keys):
+        found[key] = levels.row(j)
 
 
 def check_levels(label: str, levels: LevelProbs, n: int) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
-from ..api import Region
+from ..api import Region, Segmenter
 from ..errors import IQAError
 from ..images import LoadedImage
 from ..regions import build_regions, decode_rle, encode_rle
@@ -26,12 +27,18 @@ def masks(pipeline: Pipeline, loaded: LoadedImage) -> list[dict[str, Any]]:
         rles = pipeline.store.get_masks(loaded.content_hash, seg_key)
     if rles is None:
         pipeline.load_segmenter()
-        found = pipeline.segmenter.segment(np.asarray(loaded.image))
+        found = pipeline.segmenter.segment(np.asarray(working_image(pipeline.segmenter, loaded.image)))
         pipeline.stats["segmenter_calls"] += 1
         rles = [encode_rle(np.asarray(m, dtype=bool)) for m in found]
         with pipeline.store_lock:
             pipeline.store.put_masks(loaded.content_hash, seg_key, rles)
     return rles
+
+
+def working_image(segmenter: Segmenter, image: Image.Image) -> Image.Image:
+    """The image at the segmenter's working size: resized once, never copied at full size."""
+    size = segmenter.working_size(image.size)
+    return image if tuple(size) == image.size else image.resize(size, Image.Resampling.BILINEAR)
 
 
 def regions(pipeline: Pipeline, loaded: LoadedImage) -> list[Region]:
