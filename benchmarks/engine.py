@@ -137,6 +137,7 @@ def child(case: str, work: Path) -> dict[str, Any]:
         "on_disk_mb": sum(p.stat().st_size for p in inputs) / 2**20,
         "failed": sum(r.error is not None for r in results),
         "views_scored": pipe.stats["views_scored"],
+        "busy_s": {k: round(pipe.stats[k], 2) for k in ("segment_s", "prepare_s", "forward_s")},
         "seconds": seconds,
         "images_per_s": len(inputs) / seconds,
         "peak_rss_mb": peak,

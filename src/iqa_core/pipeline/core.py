@@ -47,6 +47,7 @@ class Pipeline:
         self._load_lock = threading.Lock()
         self._prepare_locks = {label: threading.Lock() for label in self.labels}
         self._loaded: set[str] = set()  # "segmenter" and scorer labels already loaded
+        # counts, and seconds each stage is busy (segment_s, prepare_s, forward_s)
         self.stats: Counter[str] = Counter()
         self.budget_peak = 0  # most bytes of decoded pixels held at once in the last score_many
         views = self.recipe.regions.views

@@ -8,6 +8,7 @@ thread, one batch at a time, and stores what it scores.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,13 @@ def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std
             except Exception as exc:  # a view that cannot be cut fails its image
                 batch.failed[key] = describe("cutting a view", exc)
         if views:
+            start = time.perf_counter()
             try:
                 with pipeline.prepare_lock(label):
                     batch.prepared = scorer.prepare(views, std)
             except Exception:  # retried in the scoring thread, view by view, to find the bad one
                 batch.prepared = None
+            pipeline.stats["prepare_s"] += time.perf_counter() - start
         yield batch
 
 
@@ -125,7 +128,9 @@ def forward(pipeline: Pipeline, batch: Batch) -> None:
 def _forward(
     pipeline: Pipeline, label: str, scorer: Scorer, std: Standard, ready: Any, keys: list[ViewKey]
 ) -> LevelProbs:
+    start = time.perf_counter()
     levels = scorer.forward(ready, std)
+    pipeline.stats["forward_s"] += time.perf_counter() - start
     pipeline.stats["scorer_calls"] += 1
     pipeline.stats["views_scored"] += len(keys)
     check_levels(label, levels, len(keys))

@@ -3,6 +3,7 @@ Algorithm 1 turns them into regions; images are grouped into batching windows.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,9 @@ def masks(pipeline: Pipeline, loaded: LoadedImage) -> list[dict[str, Any]]:
         rles = pipeline.store.get_masks(loaded.content_hash, seg_key)
     if rles is None:
         pipeline.load_segmenter()
+        start = time.perf_counter()
         found = pipeline.segmenter.segment(np.asarray(working_image(pipeline.segmenter, loaded.image)))
+        pipeline.stats["segment_s"] += time.perf_counter() - start  # how long the stage is busy
         pipeline.stats["segmenter_calls"] += 1
         rles = [encode_rle(np.asarray(m, dtype=bool)) for m in found]
         with pipeline.store_lock:

@@ -29,6 +29,12 @@ class Views:
         return (loaded.content_hash, view, scorer.cache_key(), std.prompt_key())
 
     def cut(self, loaded: LoadedImage, region: Region, key: ViewKey) -> View:
-        """The view's pixels, cut from the full-resolution image."""
-        image = crop_view(loaded.image, region, self.mode(region), self.min_side)
+        """The view's pixels, cut from the full-resolution image.
+
+        A bbox view whose box is the whole frame (a complement often is) is the image itself:
+        the same pixels, without a full-size copy.
+        """
+        mode = self.mode(region)
+        whole_frame = mode == "bbox" and region.bbox == (0, 0, *loaded.size) and min(loaded.size) >= self.min_side
+        image = loaded.image if whole_frame else crop_view(loaded.image, region, mode, self.min_side)
         return View(image=image, key=key[1], source=loaded.path)
