@@ -107,21 +107,21 @@ def recipe(models: dict[str, Any], store: Path, devices: list[str] | None = None
     }
 
 
-def inputs_for(case: str, work: Path) -> list[Path]:
+def inputs_for(case: str, work: Path, photos: int = 150) -> list[Path]:
     """The case's images, written on first use (by the parent: making them costs memory too)."""
     if case == "jpeg48":
         return write_jpeg48(work / "jpeg48")
     if case == "png":
         return write_pngs(work / "png")
-    return write_photos(work / "photos")
+    return write_photos(work / "photos")[:photos]
 
 
-def child(case: str, work: Path) -> dict[str, Any]:
+def child(case: str, work: Path, photos: int) -> dict[str, Any]:
     """One measurement, in this (fresh) process."""
     from iqa_core.engine import Pipeline
 
     models = build_models(work / "models")
-    inputs = inputs_for(case, work)
+    inputs = inputs_for(case, work, photos)
     store = Path(tempfile.mkdtemp(dir=work)) / "store.sqlite"
     devices = ["cpu", "cpu"] if case == "speed2" else None
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -146,7 +146,7 @@ def child(case: str, work: Path) -> dict[str, Any]:
     }
 
 
-def measure(case: str, work: Path, baseline: Path | None) -> dict[str, Any]:
+def measure(case: str, work: Path, baseline: Path | None, photos: int) -> dict[str, Any]:
     """Run ``case`` in a child process, with this checkout's code or ``baseline``'s."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["HF_HUB_OFFLINE"] = "1"
@@ -158,6 +158,7 @@ def measure(case: str, work: Path, baseline: Path | None) -> dict[str, Any]:
             link.symlink_to(baseline.resolve() / "plugins")
         env["PYTHONPATH"] = os.pathsep.join([str(baseline.resolve() / "src"), str(pkgs)])
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case, "--workdir", str(work)]
+    cmd += ["--photos", str(photos)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         return {"case": case, "error": proc.stderr[-2000:]}
@@ -170,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=Path, help="another checkout (src/, plugins/) to measure the same way")
     ap.add_argument("--workdir", type=Path, help="models and images are kept here between runs")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--photos", type=int, default=150, help="images in the speed cases (of the 150 written)")
     ap.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.gettempdir()) / "iqa-bench-engine"
     work.mkdir(parents=True, exist_ok=True)
     if args.child:
-        print(json.dumps(child(args.child, work)))
+        print(json.dumps(child(args.child, work, args.photos)))
         return 0
     build_models(work / "models")
     out: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}, "runs": []}
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         for code, where in (("baseline", args.baseline), ("this", None)):
             if code == "baseline" and where is None:
                 continue
-            row = {"code": code, **measure(case, work, where)}
+            row = {"code": code, **measure(case, work, where, args.photos)}
             out["runs"].append(row)
             print(json.dumps(row), flush=True)
     if args.json:
