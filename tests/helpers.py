@@ -8,6 +8,8 @@ and can be told to fail on one image or to raise KeyboardInterrupt after N calls
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,3 +146,16 @@ def pip_install_target(source: Path, target: Path) -> None:
 
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     subprocess.run([*cmd, "--target", str(target), str(source)], check=True)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A valid greyscale PNG of zeros: under 1 MB that would decode to width x height bytes."""
+    squeeze = zlib.compressobj(1)
+    row = bytes(width + 1)  # filter byte + pixels
+    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))

@@ -27,7 +27,9 @@ def test_the_segmenter_gets_its_working_size_and_regions_keep_original_coordinat
 ) -> None:
     write_images(tmp_path / "imgs", 1)
     full = load_recipe(recipe(None)).score_many([tmp_path / "imgs"])
-    half = load_recipe(recipe(None, segmenter={"name": f"{__name__}:_HalfSize"})).score_many([tmp_path / "imgs"])
+    data = recipe(None, segmenter={"name": f"{__name__}:_HalfSize"})
+    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
+    half = load_recipe(data).score_many([tmp_path / "imgs"])
     assert test_plugins.segmented == [(48, 64), (24, 32)]
     # the quadrant masks come back at a quarter of the working size; boxes are in original pixels
     assert [x.region.bbox for x in half[0].regions] == [

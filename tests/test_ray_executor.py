@@ -25,7 +25,7 @@ def _recipe(store: Path, executor: str) -> dict:
         "regions": {"min_area": 0.01, "views": ["bbox", "whole"], "min_view_side": 0},
         "scorers": [{"name": "helpers:BrightnessScorer", "params": {"batch_size": 3}}],
         "decode": "expected",
-        "runtime": {"store": str(store), "chunk_images": 2, "executor": executor},
+        "runtime": {"store": str(store), "chunk_images": 2, "executor": executor, "allow_imports": True},
     }
 
 

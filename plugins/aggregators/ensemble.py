@@ -25,10 +25,15 @@ class EnsembleAggregator(ScorerAggregator):
                 raise ValueError("weights must be non-negative with a positive sum")
             return weights
 
-    def check(self, n_scorers: int) -> None:
+    def check(self, ranges: Sequence[tuple[float, float]]) -> None:
         weights = self.params.weights
-        if weights is not None and len(weights) != n_scorers:
-            raise ValueError(f"{len(weights)} weights for {n_scorers} scorers")
+        if weights is not None and len(weights) != len(ranges):
+            raise ValueError(f"{len(weights)} weights for {len(ranges)} scorers")
+        if self.params.scale == "native" and len(set(ranges)) > 1:
+            raise ValueError(
+                f"scale 'native' needs scorers with one level range, got {sorted(set(ranges))}: "
+                "use scale 'unit' (or 'auto') to mix them"
+            )
 
     def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:
         """``auto``: the plain mean when all ranges agree (the paper), else ``unit``.

@@ -112,8 +112,10 @@ class CLIPIQAScorer(Scorer):
                 feats = self._encode_images(pixels).float()
                 feats = feats / feats.norm(dim=-1, keepdim=True)
                 probs[idx] = (scale * feats @ text.T).softmax(dim=-1).cpu().numpy()
-        values = (0.0, 1.0) if self.params.mode == "antonym" else standard.values
-        return LevelProbs(probs, tuple(values))
+        return LevelProbs(probs, self.level_values(standard))
+
+    def level_values(self, standard: Standard) -> tuple[float, ...]:
+        return (0.0, 1.0) if self.params.mode == "antonym" else tuple(standard.values)
 
     def _create(self, open_clip: Any) -> torch.nn.Module:
         """Build the model with its weights, turning every loading failure into ModelUnavailable."""

@@ -37,6 +37,7 @@ package's own path. ``tests/plugins/test_sam2.py`` checks both paths give identi
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -58,6 +59,122 @@ LOCAL_HINT = (
     "the recipe's `checkpoint:` to the .pt file and `config:` to the package config name "
     "(e.g. configs/sam2.1/sam2.1_hiera_l.yaml) or a local .yaml path."
 )
+
+# Hydra instantiates every ``_target_`` in a composed config (``_partial_``, ``_args_`` ... steer it),
+# so an override could name any callable; an interpolation can copy such a node, and a resolver such
+# as ``oc.decode`` can parse a string into one. Overrides may therefore only set plain values of keys
+# the model config already has, and interpolate only its scalar values.
+_HYDRA_KEY = re.compile(r"^_.*_$")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+def check_overrides(overrides: list[str], config_file: Path) -> None:
+    """Raise ValueError naming the first override that is more than a value for a known key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    nodes = dict(_paths(_read_config(config_file)))
+    parser = OverridesParser.create()
+    for i, text in enumerate(overrides):
+        where = f"overrides[{i}] {text!r}"
+        try:
+            (override,) = parser.parse_overrides([text])
+        except HydraException as e:
+            raise ValueError(f"{where}: {str(e).splitlines()[0]}") from None
+        key = override.key_or_group
+        if override.type in (OverrideType.DEL, OverrideType.ADD) or override.package is not None:
+            raise ValueError(f"{where}: only 'key=value' or '++key=value' for an existing key is allowed")
+        if override.is_sweep_override():
+            raise ValueError(f"{where}: a sweep is not a value")
+        if any(_HYDRA_KEY.match(part) for part in key.split(".")):
+            raise ValueError(f"{where}: sets Hydra's {key.rsplit('.', 1)[-1]} (instantiates code); not allowed")
+        if key not in nodes:
+            raise ValueError(f"{where}: {key!r} is not a key of the model config {config_file.name}")
+        _check_value(override.value(), where, nodes)
+
+
+def check_config(config_file: Path) -> None:
+    """Raise ValueError unless a local model config instantiates only SAM2's own modules.
+
+    Naming a .yaml in a recipe must not run other code: Hydra builds every ``_target_`` the
+    config names (the released configs name only ``sam2.modeling`` classes).
+    """
+    data = _read_config(config_file)
+    if "defaults" in data:
+        raise ValueError(f"config {config_file}: a 'defaults' list composes other files; a model config needs none")
+    nodes = dict(_paths(data))
+    for key, value in nodes.items():
+        name = key.rsplit(".", 1)[-1]
+        if name == "_target_" and isinstance(value, str) and value.startswith("sam2.modeling."):
+            continue
+        if _HYDRA_KEY.match(name):
+            raise ValueError(
+                f"config {config_file}: {key}: {value!r} is not a sam2.modeling class; only those are instantiated"
+            )
+        _check_value(value if not isinstance(value, (dict, list)) else None, f"config {config_file}: {key}", nodes)
+
+
+def _read_config(config_file: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"config {config_file}: cannot read it: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config {config_file}: not a YAML mapping")
+    return data
+
+
+def _paths(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every mapping key and list item in a config, nested ones included."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}{key}"
+        yield path, value
+        yield from _paths(value, path + ".")
+
+
+def _check_value(value: Any, where: str, nodes: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _HYDRA_KEY.match(str(key)):
+                raise ValueError(f"{where}: the value sets Hydra's {key} (instantiates code); not allowed")
+            _check_value(item, where, nodes)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, where, nodes)
+    elif isinstance(value, str) and "${" in value:
+        refs = _INTERPOLATION.findall(value)
+        if value.count("${") != len(refs) or any(isinstance(nodes.get(ref, {}), (dict, list)) for ref in refs):
+            raise ValueError(
+                f"{where}: an interpolation may only name a scalar value of the model config, "
+                "like ${scratch.resolution} (no resolvers, no config nodes)"
+            )
+
+
+def _config_file(params: Any) -> Path:
+    """The .yaml an override set applies to: a local file, a packaged name, or the Hub id's."""
+    import importlib.util
+
+    config = params.config
+    if config is None:
+        from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+        if params.model not in HF_MODEL_ID_TO_FILENAMES:
+            raise ValueError(f"overrides: cannot check them: {params.model!r} is not a SAM2 Hub id the package knows")
+        config = HF_MODEL_ID_TO_FILENAMES[params.model][0]
+    path = Path(config)
+    if path.suffix in {".yaml", ".yml"} and path.is_file():
+        return path
+    spec = importlib.util.find_spec("sam2")  # the package folder, without importing (Hydra set-up) it
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("overrides: cannot check them: the sam2 package is not installed")
+    packaged = Path(spec.submodule_search_locations[0], config if config.endswith(".yaml") else config + ".yaml")
+    if not packaged.is_file():
+        raise ValueError(f"overrides: cannot check them: config {config!r} not found (a local .yaml or a package name)")
+    return packaged
 
 
 class SAM2Segmenter(Segmenter):
@@ -101,6 +218,14 @@ class SAM2Segmenter(Segmenter):
                 raise ValueError("a local checkpoint needs its config (package name or .yaml path)")
             if self.config is not None and self.checkpoint is None:
                 raise ValueError("config is only used with a local checkpoint; set checkpoint too")
+            return self
+
+        @model_validator(mode="after")
+        def _safe_config(self) -> SAM2Segmenter.Params:
+            if self.config is not None and self.config.endswith((".yaml", ".yml")) and Path(self.config).is_file():
+                check_config(Path(self.config))
+            if self.overrides:
+                check_overrides(self.overrides, _config_file(self))
             return self
 
     # fast_postprocess changes the cost, not the masks (tested bit-exact against the package)

@@ -25,9 +25,10 @@ ViewMode = Literal["whole", "bbox", "mask"]
 
 
 class Params(BaseModel):
-    """Base for every plugin's parameters: unknown fields are errors."""
+    """Base for every plugin's parameters: unknown fields are errors, and so are NaN and infinities
+    (a weight or level value of ``.inf`` would only surface as a nan score after all the model work)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Component(ABC):
@@ -291,6 +292,11 @@ class Scorer(Component):
         """How many views one ``score`` call should receive."""
         return int(getattr(self.params, "batch_size", 8))
 
+    def level_values(self, standard: Standard) -> tuple[float, ...]:
+        """The level values of the columns ``score`` returns for ``standard``; known before any
+        weights load, so validation can check that an ensemble can combine its scorers."""
+        return tuple(standard.values)
+
     @abstractmethod
     def score(self, views: Sequence[View], standard: Standard) -> LevelProbs: ...
 
@@ -327,8 +333,12 @@ class ScorerAggregator(Aggregator):
 
     stage = "scorers"
 
-    def check(self, n_scorers: int) -> None:
-        """Raise ValueError if this aggregator cannot combine ``n_scorers`` (checked at validation)."""
+    def check(self, ranges: Sequence[tuple[float, float]]) -> None:
+        """Raise ValueError if this aggregator cannot combine scorers with these level ranges.
+
+        Called at validation with one (min, max) level value per scorer, so a recipe that
+        would fail at aggregation fails before any model work.
+        """
 
     @abstractmethod
     def combine(self, scores: np.ndarray, ranges: Sequence[tuple[float, float]]) -> float:

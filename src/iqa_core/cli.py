@@ -30,6 +30,14 @@ def cli() -> None:
     """Training-free image quality assessment with multimodal LLMs."""
 
 
+_allow_import = click.option(
+    "--allow-import",
+    is_flag=True,
+    help="Let 'module:Class' component names import modules outside installed distributions "
+    "(runs their code; as runtime.allow_imports: true).",
+)
+
+
 @cli.command()
 @click.option("-r", "--recipe", "recipe_path", required=True, type=click.Path(path_type=Path), help="YAML recipe.")
 @click.argument("inputs", nargs=-1, required=True)
@@ -40,6 +48,7 @@ def cli() -> None:
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's runtime.store).")
 @click.option("--no-store", is_flag=True, help="Keep nothing between runs (an in-memory store).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@_allow_import
 def run(
     recipe_path: Path,
     inputs: tuple[str, ...],
@@ -48,6 +57,7 @@ def run(
     store: Path | None,
     no_store: bool,
     progress: bool | None,
+    allow_import: bool,
 ) -> None:
     """Score INPUTS (files, folders, globs or list files) with a recipe.
 
@@ -62,7 +72,7 @@ def run(
         check_output_path(output)
     elif details:
         raise IQAError("--details needs -o/--output (the regions go to a file beside it, or into the JSONL)")
-    resolved = resolve(recipe_path)
+    resolved = resolve(recipe_path, allow_import)
     if no_store:
         resolved.recipe.runtime.store = None
     elif store is not None:
@@ -97,21 +107,30 @@ def run(
 
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
-def validate(recipes: tuple[Path, ...]) -> None:
-    """Check RECIPES (shape and every plugin's params) without loading weights."""
+@_allow_import
+def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
+    """Check RECIPES (shape and every plugin's params) without loading weights.
+
+    Every file is checked and reported; exit status 2 if any failed.
+    """
     from .recipe import resolve
 
     bad = 0
     for path in recipes:
         try:
-            resolved = resolve(path)
+            resolved = resolve(path, allow_import)
         except IQAError as exc:
             click.echo(str(exc), err=True)
+            bad += 1
+            continue
+        except Exception as exc:  # a plugin's own validator failing: still report the other files
+            click.echo(f"{path}: could not be validated: {type(exc).__name__}: {exc}", err=True)
             bad += 1
             continue
         names = ", ".join(label for label, _, _ in resolved.scorers)
         click.echo(f"{path}: ok (segmenter {resolved.recipe.segmenter.name}; scorers {names})")
     if bad:
+        click.echo(f"{bad} of {len(recipes)} recipes failed validation", err=True)
         sys.exit(2)
 
 
@@ -289,13 +308,16 @@ def upper_bound(
 )
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's).")
 @click.option("--from-store", is_flag=True, help="Only draw a stored result; never run a model.")
-def show(image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool) -> None:
+@_allow_import
+def show(
+    image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool, allow_import: bool
+) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
     from .figures import regions_figure
     from .recipe import resolve
 
-    resolved = resolve(recipe_path)
+    resolved = resolve(recipe_path, allow_import)
     if store is not None:
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)

@@ -6,9 +6,12 @@ engine turns it into an error row and goes on with the rest.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import io
+import os
+import stat
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,18 +51,51 @@ def _expand(inputs: Iterable[str | Path], out: dict[str, None]) -> None:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            out.update((str(p), None) for p in sorted(found))
+            out.update((p, None) for p in _scan(path))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
-            _expand([str(path.parent / ln) for ln in lines if ln and not ln.startswith("#")], out)
+            _expand(_list_file(path), out)
         elif path.exists():
             out[str(path)] = None  # normalised ("./a.jpg" -> "a.jpg"), so duplicates match
         elif glob.has_magic(text):
             matches = sorted(glob.glob(text, recursive=True))
-            out.update((p, None) for p in matches if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+            out.update((p, None) for p in matches if _is_candidate(Path(p)))
         else:
             out[text] = None
+
+
+def _is_candidate(path: Path) -> bool:
+    """An image suffix and not a folder. FIFOs, dangling links and link loops are kept, so
+    that each gets an error row saying what it is instead of vanishing from the run."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
+
+
+def _scan(folder: Path) -> list[str]:
+    """Image files under ``folder``, sorted; links to folders are not followed (no loops).
+
+    A folder that cannot be listed is kept as an entry of its own: reading it gives an
+    error row naming it, so its images are not silently missing from the run.
+    """
+    found: list[str] = []
+
+    def unlistable(exc: OSError) -> None:
+        if exc.filename is not None:
+            found.append(str(exc.filename))
+
+    for root, dirs, files in os.walk(folder, onerror=unlistable):
+        dirs.sort()
+        found += (str(Path(root, name)) for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(found, key=lambda p: Path(p).parts)
+
+
+def _list_file(path: Path) -> list[str]:
+    """Paths in a list file, one a line, relative to its folder; '#' starts a comment line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise IQAError(f"list file {path}: cannot read: {reason or exc}") from None
+    lines = (ln.strip() for ln in text.splitlines())
+    return [str(path.parent / ln) for ln in lines if ln and not ln.startswith("#")]
 
 
 @dataclass
@@ -77,15 +113,48 @@ class LoadedImage:
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    data = read_file(path)
     if not data:
         raise ImageError(f"{path}: empty file")
     return LoadedImage(str(path), content_hash(data), decode_image(data, str(path), max_pixels))
+
+
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def read_file(path: str | Path) -> bytes:
+    """The bytes of a regular file, or :class:`ImageError` saying why not.
+
+    The file is opened non-blocking and checked before it is read, so a FIFO or a device
+    such as ``/dev/zero`` is refused at once instead of hanging or filling the memory.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageError(f"{path}: broken symbolic link (to {os.readlink(path)})") from None
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError(f"{path}: symbolic link loop") from None
+        raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise ImageError(f"{path}: not a regular file but {_NOT_REGULAR.get(kind, 'a special file')}")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            return file.read()
+        except MemoryError:
+            raise ImageError(f"{path}: too large to read into memory") from None
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
 
 
 def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
@@ -95,6 +164,9 @@ def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int
     error row holds no pixels.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device is never opened here
+            return 0
+        _follow_our_limit(max_pixels)
         with Image.open(path) as img:
             pixels = img.width * img.height
     except Exception:  # PIL raises many kinds; read_image reports the real reason
@@ -113,8 +185,7 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     raised to ours (process-wide, once; decode threads race benignly to the same value) and
     its warning is filtered out at import: every image over ``max_pixels`` is refused here.
     """
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+    _follow_our_limit(max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > max_pixels:
@@ -135,6 +206,12 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         raise ImageError(f"{where}: too large to decode in memory") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, IndexError, ...
         raise ImageError(f"{where}: truncated or corrupt image: {type(exc).__name__}: {exc}") from None
+
+
+def _follow_our_limit(max_pixels: int) -> None:
+    """PIL's bomb limit raised to ``max_pixels`` (process-wide; threads race benignly to one value)."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

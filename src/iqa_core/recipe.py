@@ -8,6 +8,7 @@ through the registry and validates its ``params`` against the plugin's
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,11 @@ RESERVED_LABELS = frozenset(
 )
 
 
+MAX_LISTED_ERRORS = 20  # a recipe with a million unknown keys gets a readable message, not a million lines
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ComponentSpec(_Model):
@@ -70,6 +74,9 @@ class RuntimeSpec(_Model):
     devices: list[str] | None = Field(None, description="one worker per device, e.g. [cuda:0, cuda:1]")
     ray_address: str | None = Field(None, description="an existing cluster; default: start a local one")
     ray_actors: int | None = Field(None, ge=1, description="actors per stage; default: one per GPU, or 1")
+    allow_imports: bool = Field(
+        False, description="let component names 'module:Class' import modules outside installed distributions"
+    )
 
 
 class Recipe(_Model):
@@ -115,21 +122,70 @@ def read_recipe(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
         return dict(source), "<recipe>"
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
     except OSError as exc:
-        raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"{path}: {where}invalid YAML: {problem}") from None
+        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror or exc}") from None
+    data = parse_yaml(_decode(raw, path), path)
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
     return data, str(path)
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """UTF-8 (with or without a BOM), or UTF-16/32 with a BOM, as YAML 1.1 allows."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32")):
+        if raw.startswith(bom):
+            return _decode_as(raw, encoding, path)
+    for bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        if raw.startswith(bom):
+            return _decode_as(raw, "utf-16", path)
+    return _decode_as(raw, "utf-8-sig", path)
+
+
+def _decode_as(raw: bytes, encoding: str, path: Path) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not {encoding.removesuffix('-sig').upper()} text (byte {raw[exc.start]:#04x} at offset "
+            f"{exc.start}); save the recipe as UTF-8"
+        ) from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merges may be overridden, by YAML's own rules
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (also on line {first}; keep one)", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, where: str | Path) -> Any:
+    """Safe YAML with one-line errors: no tags that build objects, no duplicate keys."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{where}: {at}invalid YAML: {problem}") from None
+    except RecursionError:
+        raise RecipeError(f"{where}: invalid YAML: nested too deeply") from None
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
@@ -147,12 +203,14 @@ def _raise_validation(source: str, prefix: tuple[Any, ...], exc: ValidationError
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         lines.append(f"{source}: {_loc(prefix + loc)}: {msg}")
+    if len(lines) > MAX_LISTED_ERRORS:
+        lines[MAX_LISTED_ERRORS:] = [f"{source}: … and {len(lines) - MAX_LISTED_ERRORS} more errors"]
     raise RecipeError("\n".join(lines)) from None
 
 
-def _instantiate(source: str, kind: str, spec: ComponentSpec, where: tuple[Any, ...]) -> Component:
+def _instantiate(source: str, kind: str, spec: ComponentSpec, where: tuple[Any, ...], allow_imports: bool) -> Component:
     try:
-        cls = registry.get(kind, spec.name)
+        cls = registry.get(kind, spec.name, allow_import=allow_imports)
     except IQAError as exc:
         raise RecipeError(f"{source}: {_loc(where + ('name',))}: {exc}") from None
     try:
@@ -162,23 +220,34 @@ def _instantiate(source: str, kind: str, spec: ComponentSpec, where: tuple[Any, 
         raise  # unreachable: _raise_validation always raises
 
 
-def resolve(source: str | Path | Mapping[str, Any]) -> Resolved:
-    """Validate both stages; raise :class:`RecipeError` listing every problem found."""
+def resolve(source: str | Path | Mapping[str, Any], allow_imports: bool = False) -> Resolved:
+    """Validate both stages; raise :class:`RecipeError` listing every problem found.
+
+    ``allow_imports`` (the CLI's ``--allow-import``) does what ``runtime.allow_imports: true``
+    does: component names ``module:Class`` may import modules outside installed distributions.
+    """
     data, name = read_recipe(source)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         _raise_validation(name, (), exc)
-    segmenter = _instantiate(name, "segmenters", recipe.segmenter, ("segmenter",))
-    standard = _instantiate(name, "standards", recipe.standard, ("standard",))
+    if allow_imports:
+        recipe.runtime.allow_imports = True
+    imports = recipe.runtime.allow_imports
+
+    def make(kind: str, spec: ComponentSpec, *where: Any) -> Component:
+        return _instantiate(name, kind, spec, where, imports)
+
+    segmenter = make("segmenters", recipe.segmenter, "segmenter")
+    standard = make("standards", recipe.standard, "standard")
     scorers = []
     for i, spec in enumerate(recipe.scorers):
-        scorer = _instantiate(name, "scorers", spec, ("scorers", i))
+        scorer = make("scorers", spec, "scorers", i)
         own = spec.standard
-        std = _instantiate(name, "standards", own, ("scorers", i, "standard")) if own else standard
+        std = make("standards", own, "scorers", i, "standard") if own else standard
         scorers.append((spec.label or spec.name, scorer, std))
-    aggregate = _instantiate(name, "aggregators", recipe.aggregate, ("aggregate",))
-    ensemble = _instantiate(name, "aggregators", recipe.ensemble, ("ensemble",))
+    aggregate = make("aggregators", recipe.aggregate, "aggregate")
+    ensemble = make("aggregators", recipe.ensemble, "ensemble")
     for field, comp, stage in (("aggregate", aggregate, "regions"), ("ensemble", ensemble, "scorers")):
         assert isinstance(comp, Aggregator)
         if comp.stage != stage:
@@ -186,8 +255,12 @@ def resolve(source: str | Path | Mapping[str, Any]) -> Resolved:
                 f"{name}: {field}.name: {getattr(recipe, field).name!r} combines {comp.stage}, "
                 f"but '{field}' needs an aggregator of {stage}"
             )
+    ranges = []
+    for _, scorer, std in scorers:
+        values = scorer.level_values(std)  # type: ignore[attr-defined]
+        ranges.append((min(values), max(values)))
     try:
-        ensemble.check(len(scorers))  # type: ignore[attr-defined]
+        ensemble.check(ranges)  # type: ignore[attr-defined]
     except ValueError as exc:
         raise RecipeError(f"{name}: ensemble.params: {exc}") from None
     if getattr(aggregate, "needs_global", False) and "whole" not in recipe.regions.views:

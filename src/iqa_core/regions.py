@@ -7,6 +7,7 @@ input never needs full-resolution masks except for one ``mask`` view at a time.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -55,6 +56,9 @@ def build_regions(
     ``min_area`` is a fraction of the image. Overlapping masks each keep their own
     area; the complement is what no kept mask covers, added when its area is
     >= ``min_area`` (and non-empty): with no masks at all it is the whole image.
+    A mask identical to one already kept is dropped: on degenerate images (1x1,
+    1280x10) a segmenter returns the same mask dozens of times, since box NMS
+    cannot suppress boxes of zero area, and each copy would add its area again.
     ``image_size`` is (width, height).
     """
     width, height = image_size
@@ -66,9 +70,12 @@ def build_regions(
     shape = next(iter(shapes))
     covered = np.zeros(shape, dtype=bool)
     total = float(shape[0] * shape[1])
+    kept: set[bytes] = set()
     for mask in masks:
         area = mask.sum() / total
-        if area > 0 and area >= min_area:
+        digest = hashlib.sha256(np.packbits(mask).tobytes()).digest()
+        if area > 0 and area >= min_area and digest not in kept:
+            kept.add(digest)
             regions.append(Region("object", _bbox(mask, image_size), float(area), encode_rle(mask)))
             covered |= mask
     rest = ~covered

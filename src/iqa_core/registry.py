@@ -1,17 +1,23 @@
 """Lazy registry of components over entry-point groups ``iqa.<kind>``.
 
 A recipe names one component per slot, so lookups are by name and only the
-named entry point is imported. A name may also be ``package.module:Class``;
-tests and notebooks may :func:`register` classes in-process.
+named entry point is imported. A name may also be ``package.module:Class``:
+importing runs the module's code, so by default only a module of an installed
+distribution, not one found in the current directory, may be named that way
+(``allow_import`` lifts this; :func:`check_importable`). Tests and notebooks
+may :func:`register` classes in-process.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.machinery import PathFinder
+from importlib.metadata import entry_points, packages_distributions
+from pathlib import Path
 
 from .api import COMPONENT_KINDS, Component
 from .errors import IQAError, PluginNotFound
@@ -100,7 +106,7 @@ def entries(kind: str) -> list[Entry]:
     return sorted(rows, key=lambda e: (e.name, e.distribution))
 
 
-def get(kind: str, name: str) -> type[Component]:
+def get(kind: str, name: str, allow_import: bool = False) -> type[Component]:
     """The class for ``name``: in-process, then entry points, then ``module:Class``."""
     _check_kind(kind)
     if name in _in_process[kind]:
@@ -108,6 +114,8 @@ def get(kind: str, name: str) -> type[Component]:
     elif name in _discovered(kind):
         cls = _unique(kind, name).load()
     elif ":" in name:
+        if not allow_import:
+            check_importable(name)
         cls = Entry(kind, name, name, "<direct reference>").load()
     else:
         names = available(kind)
@@ -115,6 +123,28 @@ def get(kind: str, name: str) -> type[Component]:
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise PluginNotFound(f"unknown {kind[:-1]} {name!r}; {hint}available: {', '.join(names) or '(none)'}")
     return cls
+
+
+def check_importable(target: str) -> None:
+    """Refuse a ``module:Class`` whose module no installed distribution provides, or that the
+    current directory would shadow, before anything is imported (importing runs its code)."""
+    module = target.partition(":")[0]
+    top = module.partition(".")[0]
+    hint = "set runtime.allow_imports: true in the recipe (or pass --allow-import) if you trust it"
+    if not top or top not in packages_distributions():
+        raise PluginNotFound(
+            f"{target}: {top or module!r} is not a module of an installed distribution, so it is not "
+            f"imported; install it as a package, or {hint}"
+        )
+    cwd = Path.cwd()
+    if not any(entry in ("", ".") or Path(entry).resolve() == cwd for entry in sys.path):
+        return
+    local = PathFinder.find_spec(top, [str(cwd)])  # finds without executing anything
+    if local is not None:
+        raise PluginNotFound(
+            f"{target}: {top!r} would be imported from the current directory ({local.origin}), not from the "
+            f"installed distribution; run from another folder, or {hint}"
+        )
 
 
 def _check_kind(kind: str) -> None:

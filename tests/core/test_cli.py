@@ -176,6 +176,21 @@ def test_validate(tmp_path: Path, recipe_file: Path, test_plugins: Recorder) -> 
     assert f"{bad}: scorers[0].name: unknown scorer 'test_brightnes'; did you mean 'test_brightness'" in res.output
 
 
+def test_validate_reports_every_file(tmp_path: Path, recipe_file: Path) -> None:
+    """A recipe that is not UTF-8 used to stop `validate` with a traceback before the next file."""
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(recipe_file.read_text().replace("test_brightness", "t\xe9st").encode("latin-1"))
+    last = tmp_path / "last.yaml"
+    last.write_text(recipe_file.read_text())
+    res = invoke("validate", recipe_file, latin, last)
+    assert res.exit_code == 2, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith(f"{recipe_file}: ok")
+    assert lines[1].startswith(f"{latin}: not UTF-8 text (byte 0xe9 at offset ")
+    assert lines[2].startswith(f"{last}: ok")
+    assert lines[3] == "1 of 3 recipes failed validation"
+
+
 def test_plugins_json_lists_the_reference_components() -> None:
     res = invoke("plugins", "--json")
     assert res.exit_code == 0, res.output
@@ -263,6 +278,6 @@ def test_summary_notes_views_whose_top_token_was_not_a_level(tmp_path: Path, ima
     data = recipe(None, scorers=[{"name": f"{__name__}:_OffLevel", "params": {"batch_size": 4}}])
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))
-    res = invoke("run", "--recipe", path, images)
+    res = invoke("run", "--recipe", path, images, "--allow-import")  # this test module is not installed
     assert res.exit_code == 0, res.output
     assert "note: for 6 of 12 views the model's most likely next token was not a level label" in res.stderr

@@ -375,7 +375,7 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": "helpers:BrightnessScorer", "label": "b"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     pipe = load_recipe(data)
     results = run_pipeline(pipe, [tmp_path / "imgs"])
     assert [Path(r.path).name for r in results] == ["bad.png"] + [p.name for p in paths]
@@ -398,7 +398,7 @@ def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, te
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": "helpers:BrightnessScorer"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     # the second worker's whole share is a missing file: an error row, not a failed run
     results = run_pipeline(load_recipe(data), [image, tmp_path / "missing.png"])
     assert results[0].error is None and "file not found" in results[1].error
@@ -427,6 +427,7 @@ class _Unnormalised(BrightnessScorer):
 def test_malformed_level_probabilities_become_error_rows(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 2)
     data = recipe(None, scorers=[{"name": f"{__name__}:_Unnormalised"}])
+    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert all(r.error and "do not sum to 1" in r.error for r in results)
 
@@ -457,6 +458,7 @@ def test_prepare_runs_ahead_in_a_thread_and_its_failures_stay_per_image(tmp_path
     write_images(tmp_path / "imgs", 4)
     _TwoPhase.threads.clear()
     data = recipe(None, scorers=[{"name": f"{__name__}:_TwoPhase", "params": {"batch_size": 2}}])
+    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert [Path(r.path).name for r in results if r.error] == ["img01.png"]
     assert "cannot decode img01" in results[1].error
@@ -512,7 +514,7 @@ def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, te
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": f"{__name__}:_DiesOnImg01"}],
     )
-    data["runtime"]["devices"] = ["cpu", "cpu"]
+    data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
     with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes"):
         run_pipeline(load_recipe(data), [tmp_path / "imgs"])
 
@@ -545,6 +547,7 @@ def test_retries_never_prepare_alongside_the_background_thread(tmp_path: Path, t
     write_images(tmp_path / "imgs", 4)
     _OnePrepareAtATime.peak = 0
     data = recipe(None, scorers=[{"name": f"{__name__}:_OnePrepareAtATime", "params": {"batch_size": 2}}])
+    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert all(r.error is None for r in results)
     assert _OnePrepareAtATime.peak == 1

@@ -44,7 +44,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
         segmenter={"name": "helpers:QuadrantSegmenter"},
         scorers=[{"name": f"{__name__}:SlowBrightness", "params": {"batch_size": 3}}],
     )
-    data["runtime"]["chunk_images"] = 2
+    data["runtime"].update(chunk_images=2, allow_imports=True)  # helpers and this module are not installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS / "core")])}
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, json.dumps(data), str(tmp_path / "imgs")],
@@ -68,5 +68,5 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     with sqlite3.connect(store) as db:
         rows = db.execute("SELECT recipe, image FROM results").fetchall()
     assert len(rows) == 10 and len(set(rows)) == 10
-    fresh = load_recipe({**data, "runtime": {"store": None}}).score_many([tmp_path / "imgs"])
+    fresh = load_recipe({**data, "runtime": {"store": None, "allow_imports": True}}).score_many([tmp_path / "imgs"])
     assert [r.score for r in results] == pytest.approx([r.score for r in fresh])

@@ -204,3 +204,66 @@ def test_ensemble_weights_must_match_the_scorers(tmp_path: Path) -> None:
 def test_scorer_labels_may_not_shadow_output_columns() -> None:
     with pytest.raises(RecipeError, match="scorers: .*would overwrite output columns"):
         resolve(recipe(None, scorers=[{"name": "test_brightness", "label": "score"}]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ("ensemble: {name: ensemble, params: {weights: [.nan, 1]}}\n", "ensemble.params.weights[0]"),
+        ("ensemble: {name: ensemble, params: {weights: [1, .inf]}}\n", "ensemble.params.weights[1]"),
+        ("aggregate: {name: mix_grained, params: {lam: .inf}}\n", "aggregate.params.lam"),
+    ],
+)
+def test_non_finite_numbers_are_refused(tmp_path: Path, extra: str, field: str) -> None:
+    """These validated and then scored nan or inf with exit 0."""
+    text = GOOD.replace("aggregate: {name: mix_grained, params: {lam: 0.5}}\n", "") + extra
+    assert f"{field}: Input should be a finite number" in error_of(write(tmp_path, text))
+
+
+def test_a_custom_level_value_must_be_finite() -> None:
+    levels = [{"value": 1, "label": "1"}, {"value": float("inf"), "label": "2"}]
+    msg = error_of(recipe(None, standard={"name": "custom", "params": {"levels": levels}}))
+    assert "standard.params.levels[1].value: Input should be a finite number" in msg
+
+
+def test_mixed_level_ranges_with_native_scale_fail_at_validation(tmp_path: Path) -> None:
+    """GOOD's scorers use K=5 and K=7: 'native' cannot average them; this used to fail every image."""
+    msg = error_of(write(tmp_path, GOOD + "ensemble: {name: ensemble, params: {scale: native}}\n"))
+    assert "ensemble.params: scale 'native' needs scorers with one level range, got [(1.0, 5.0), (1.0, 7.0)]" in msg
+    resolve(write(tmp_path, GOOD + "ensemble: {name: ensemble, params: {scale: unit}}\n"))
+
+
+def test_utf16_recipes_are_read_and_other_encodings_named(tmp_path: Path) -> None:
+    path = tmp_path / "r16.yaml"
+    path.write_bytes(GOOD.encode("utf-16"))  # with its BOM, as Windows editors write it
+    assert resolve(path).standard.k == 5
+    path.write_bytes(GOOD.replace("description: test", "description: caf\xe9").encode("latin-1"))
+    assert error_of(path) == f"{path}: not UTF-8 text (byte 0xe9 at offset 16); save the recipe as UTF-8"
+
+
+def test_deep_nesting_is_a_recipe_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "a: " + "[" * 100_000)
+    assert error_of(path) == f"{path}: invalid YAML: nested too deeply"
+
+
+def test_duplicate_keys_are_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("decode: expected\n", "decode: expected\ndecode: argmax\n"))
+    msg = error_of(path)
+    assert msg == f"{path}: line 12, column 1: invalid YAML: duplicate key 'decode' (also on line 11; keep one)"
+    nested = write(tmp_path, GOOD.replace("{batch_size: 2, sharpness: 2.0}", "{batch_size: 2, batch_size: 3}"))
+    assert "duplicate key 'batch_size'" in error_of(nested)
+    merged = "base: &b {levels: 5}\nstandard: {<<: *b, levels: 7, name: word}\n"
+    assert resolve_data(write(tmp_path, merged)) == {"levels": 7, "name": "word"}
+
+
+def resolve_data(path: Path) -> dict:
+    from iqa_core.recipe import read_recipe
+
+    return read_recipe(path)[0]["standard"]
+
+
+def test_a_flood_of_unknown_keys_is_listed_briefly(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "".join(f"junk{i}: 1\n" for i in range(1000)))
+    lines = error_of(path).splitlines()
+    assert len(lines) == 21 and lines[0] == f"{path}: junk0: unknown field"
+    assert lines[-1] == f"{path}: … and 980 more errors"

@@ -90,6 +90,26 @@ def test_empty_masks_are_never_regions() -> None:
     assert kinds(regions) == ["global", "complement"]
 
 
+def test_identical_masks_are_one_region() -> None:
+    """A 1x1 image got 41 identical full-image regions whose areas summed to 41.0."""
+    regions = build_regions([np.ones((1, 1), dtype=bool)] * 41, (1, 1), min_area=0.01)
+    assert kinds(regions) == ["global", "object"] and regions[1].area == 1.0
+    thin = [box((1, 64), 0, 1, 0, 32), box((1, 64), 0, 1, 16, 64)]
+    regions = build_regions(thin * 24, (6400, 10), min_area=0.01)
+    assert kinds(regions) == ["global", "object", "object"]
+
+
+def test_object_areas_sum_to_the_real_overlap() -> None:
+    """Distinct masks count each covered pixel once per mask that covers it, never more."""
+    rng = np.random.default_rng(0)
+    distinct = [rng.random((12, 10)) < p for p in (0.2, 0.4, 0.6)]
+    masks = [distinct[i] for i in rng.integers(0, 3, 30)] + distinct
+    objects = [r for r in build_regions(masks, (10, 12), min_area=0.0) if r.kind == "object"]
+    assert len(objects) == 3
+    layers = np.sum(distinct, axis=0) / distinct[0].size
+    assert sum(r.area for r in objects) == pytest.approx(layers.sum())
+
+
 def test_low_resolution_masks_map_to_original_coordinates() -> None:
     # image 400x300 (w x h), masks at 40x30 (scale 10)
     shape = (30, 40)

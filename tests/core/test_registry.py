@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -100,14 +102,48 @@ def test_broken_entry_point_names_distribution_and_target(fake_entry_points: dic
 
 
 def test_module_class_direct_reference() -> None:
-    assert registry.get("scorers", "helpers:BrightnessScorer") is BrightnessScorer
+    assert registry.get("scorers", "helpers:BrightnessScorer", allow_import=True) is BrightnessScorer
     assert registry.get("standards", "iqa_plugins.standards.levels:WordStandard") is WordStandard
     with pytest.raises(PluginNotFound, match="not a Segmenter subclass"):
-        registry.get("segmenters", "helpers:BrightnessScorer")
+        registry.get("segmenters", "helpers:BrightnessScorer", allow_import=True)
     with pytest.raises(PluginNotFound, match="could not be imported"):
-        registry.get("segmenters", "helpers:Nope")
+        registry.get("segmenters", "helpers:Nope", allow_import=True)
     with pytest.raises(PluginNotFound, match="not a Scorer subclass"):
-        registry.get("scorers", "helpers:RECORDER")
+        registry.get("scorers", "helpers:RECORDER", allow_import=True)
+
+
+def test_module_class_outside_installed_distributions_is_not_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``this:Nope`` used to print the Zen of Python, and ``./evilmod.py`` ran at validation."""
+    marker = tmp_path / "ran"
+    (tmp_path / "evilmod.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Scorer: pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as under `python -m iqa_core`
+    sys.modules.pop("this", None)
+    with pytest.raises(PluginNotFound, match="'this' is not a module of an installed distribution.*allow_imports"):
+        registry.get("scorers", "this:Nope")
+    assert "Zen of Python" not in capsys.readouterr().out and "this" not in sys.modules
+    with pytest.raises(PluginNotFound, match="'evilmod' is not a module of an installed distribution"):
+        registry.get("scorers", "evilmod:Scorer")
+    assert not marker.exists()
+    with pytest.raises(PluginNotFound, match="not a Scorer subclass"):  # opted in: imported
+        registry.get("scorers", "evilmod:Scorer", allow_import=True)
+    assert marker.exists()
+
+
+def test_an_installed_module_shadowed_by_the_current_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "iqa_plugins").mkdir()
+    (tmp_path / "iqa_plugins" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "iqa_plugins")
+    with pytest.raises(PluginNotFound, match="would be imported from the current directory"):
+        registry.get("standards", "iqa_plugins.standards.levels:WordStandard")
+    assert not marker.exists()
 
 
 def test_in_process_register_and_unregister() -> None:
@@ -134,3 +170,15 @@ def test_register_rejects_wrong_base_class() -> None:
     with pytest.raises(ValueError):
         registry.register("widgets", "bad", BrightnessScorer)
     assert "bad" not in registry.available("scorers")
+
+
+def test_python_m_iqa_core_does_not_run_a_module_from_the_working_directory(tmp_path: Path) -> None:
+    """Under `python -m iqa_core` the working directory is on sys.path: `evilmod:Scorer` ran ./evilmod.py."""
+    import subprocess
+
+    (tmp_path / "evilmod.py").write_text("open('ran', 'w').close()\n")
+    (tmp_path / "r.yaml").write_text("scorers: [{name: 'evilmod:Scorer'}]\nruntime: {store: null}\n")
+    cmd = [sys.executable, "-m", "iqa_core", "validate", "r.yaml"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "'evilmod' is not a module of an installed distribution" in out.stderr
+    assert not (tmp_path / "ran").exists()

@@ -100,7 +100,7 @@ def test_segmentation_of_the_next_window_overlaps_scoring(tmp_path: Path, test_p
         segmenter={"name": f"{__name__}:_Gated"},
         scorers=[{"name": f"{__name__}:_WaitsForSegmentation", "params": {"batch_size": 8}}],
     )
-    data["runtime"]["chunk_images"] = 2  # windows {img00, img01}, {img02, img03}
+    data["runtime"].update(chunk_images=2, allow_imports=True)  # windows {img00, img01}, {img02, img03}
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert all(r.error is None for r in results)
     assert _WaitsForSegmentation.overlapped == [True]
@@ -114,6 +114,7 @@ class _NoWeights(QuadrantSegmenter):
 def test_a_user_error_in_a_stage_thread_stops_the_run_and_its_threads(tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 3)
     data = recipe(None, segmenter={"name": f"{__name__}:_NoWeights"})
+    data["runtime"]["allow_imports"] = True  # this test module is not an installed distribution
     with pytest.raises(ModelUnavailable, match="sam-x"):
         load_recipe(data).score_many([tmp_path / "imgs"])
     assert stage_threads() == []

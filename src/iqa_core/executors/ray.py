@@ -15,14 +15,13 @@ import json
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..api import ImageResult
 from ..errors import ImageError, IQAError
-from ..images import content_hash, read_image
+from ..images import content_hash, read_file, read_image
 from ..store import Store
 from .placement import worker_recipe
 
@@ -132,8 +131,8 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     pending: list[dict[str, str]] = []
     for path in paths:
         try:
-            digest = content_hash(Path(path).read_bytes())
-        except OSError:  # unreadable: the worker records the error row
+            digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
+        except ImageError:  # unreadable: the worker records the error row
             pending.append({"path": path, "seed": ""})
             continue
         cached = pipeline.store.get_result(pipeline.key, digest)

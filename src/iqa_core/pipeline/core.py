@@ -21,7 +21,8 @@ from typing import Any
 from PIL import Image
 
 from ..api import ImageResult, RegionAggregator, Scorer, ScorerAggregator, Segmenter, Standard
-from ..images import LoadedImage, content_hash, expand_inputs, to_rgb
+from ..errors import ImageError
+from ..images import LoadedImage, content_hash, expand_inputs, read_file, to_rgb
 from ..plugins import manager
 from ..recipe import Resolved, resolve
 from ..store import Store
@@ -175,8 +176,8 @@ class Pipeline:
     def cached_result(self, path: str) -> ImageResult | None:
         """This recipe's stored result for the file at ``path``, without decoding it."""
         try:
-            digest = content_hash(Path(path).read_bytes())
-        except OSError:
+            digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
+        except ImageError:
             return None
         with self.store_lock:
             cached = self.store.get_result(self.key, digest)
