@@ -12,9 +12,11 @@ import click
 from . import __version__
 from .errors import IQAError
 
+INTERRUPTED = 130  # the shell's code for SIGINT; exit 1 means "some images failed"
+
 
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit code 2, never a traceback."""
+    """Turns user errors into one line on stderr and exit code 2 (3, 130: see ``run``), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -22,6 +24,9 @@ class _Group(click.Group):
         except IQAError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +66,8 @@ def run(
 ) -> None:
     """Score INPUTS (files, folders, globs or list files) with a recipe.
 
-    Exit status: 0 all scored, 1 some images failed (see the error column), 2 a usage error.
+    Exit status: 0 all scored, 1 some images failed (see the error column), 2 a usage error
+    (or the store cannot be used), 3 a device worker died, 130 interrupted (a rerun resumes).
     """
     from .engine import Pipeline
     from .outputs import check_output_path, write_results
@@ -79,7 +85,12 @@ def run(
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)
     show = sys.stderr.isatty() if progress is None else progress
-    results = run_pipeline(pipeline, inputs, progress=show)
+    stored = pipeline.store.count("results")
+    try:
+        results = run_pipeline(pipeline, inputs, progress=show)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {_stored_since(pipeline, stored)}", err=True)
+        sys.exit(INTERRUPTED)
     written = write_results(results, pipeline.labels, output, details)
     failed = [r for r in results if r.error is not None]
     stats = pipeline.stats
@@ -98,11 +109,31 @@ def run(
             "view_scores.top_is_level in the store)",
             err=True,
         )
+    _warn_repaired(stats["store_rows_repaired"], pipeline.store.path)
     for r in failed[:10]:
         click.echo(f"  failed: {r.error}", err=True)
     if len(failed) > 10:
         click.echo(f"  … and {len(failed) - 10} more (see the error column)", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _stored_since(pipeline: Any, before: int) -> str:
+    """What an interrupted run leaves for the rerun."""
+    if pipeline.store.path == ":memory:":
+        return "nothing is kept without a store file; a rerun starts over"
+    try:
+        return f"{pipeline.store.count('results') - before} results stored; rerun to resume"
+    except IQAError:
+        return "what was scored is in the store; rerun to resume"
+
+
+def _warn_repaired(n: int, store: str) -> None:
+    if n:
+        click.echo(
+            f"  warning: {n} damaged rows of store {store} (unreadable, non-finite or inconsistent) "
+            "were recomputed and overwritten",
+            err=True,
+        )
 
 
 @cli.command()
@@ -234,7 +265,12 @@ def eval_cmd(
     specs = [DatasetSpec.parse(text, options) for text in datasets]
     target: str | bool | None = None if no_store else (str(store) if store else True)
     show = sys.stderr.isatty() if progress is None else progress
-    result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+    try:
+        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+    except KeyboardInterrupt:
+        kept = "nothing is kept with --no-store" if no_store else "what was scored is in the store; rerun to resume"
+        click.echo(f"interrupted: {kept}", err=True)
+        sys.exit(INTERRUPTED)
     click.echo(render_text(result.rows))
     for row in result.rows:
         if row.get("n_failed"):
@@ -244,6 +280,7 @@ def eval_cmd(
             )
         if row.get("error"):
             click.echo(f"{row['recipe']} on {row['dataset']}: {row['error']}", err=True)
+    _warn_repaired(result.repaired, ", ".join(result.stores))
     click.echo(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}", err=True)
 
 
@@ -266,7 +303,7 @@ def upper_bound(
 ) -> None:
     """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
     from .datasets import load_dataset
-    from .evaluate import DatasetSpec, upper_bounds
+    from .evaluate import DatasetSpec, dataset_labels, upper_bounds
 
     try:
         ks = [int(k) for k in levels.split(",") if k.strip()]
@@ -276,9 +313,9 @@ def upper_bound(
         raise IQAError("give at least one --dataset NAME=ROOT or --csv FILE")
     options = _dataset_options(dataset_options)
     mos: dict[str, list[float]] = {}
-    for text in datasets:
-        spec = DatasetSpec.parse(text, options)
-        mos[spec.name] = [it.mos for it in spec.load(check_images=False)]
+    specs = [DatasetSpec.parse(text, options) for text in datasets]
+    for label, spec in zip(dataset_labels(specs), specs):
+        mos[label] = [it.mos for it in spec.load(check_images=False)]
     for path in csv_files:
         items = load_dataset("csv", path, check_images=False, mos_column=mos_column, path_column=None)
         mos[str(path)] = [it.mos for it in items]

@@ -19,6 +19,7 @@ from .datasets import Item, load_dataset, resolve_name
 from .engine import Pipeline
 from .errors import IQAError
 from .metrics import MetricError, correlations
+from .outputs import replacing
 from .recipe import resolve
 from .runner import run_pipeline
 from .store import Store
@@ -45,9 +46,51 @@ class DatasetSpec:
 
 
 def recipe_names(paths: Sequence[Path]) -> dict[Path, str]:
-    """Short unique names: the file stem, or parent/stem where stems collide."""
-    stems = [p.stem for p in paths]
-    return {p: p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}/{p.stem}" for p in paths}
+    """Short unique names: the file stem, or as many parent folders before it as tell it apart.
+
+    Names label table rows and prediction files, so two recipes must never share one: the
+    same file given twice, or names that stay equal (``r.yaml`` beside ``r.yml``), are usage errors.
+    """
+    full = [p.resolve() for p in paths]
+    for i, path in enumerate(full):
+        if path in full[:i]:
+            raise IQAError(f"recipe {paths[i]} is given twice (as {paths[full.index(path)]})")
+    keys = [(*p.parent.parts, p.stem) for p in full]
+    names: dict[Path, str] = {}
+    for path, key in zip(paths, keys):
+        n = next((n for n in range(1, len(key) + 1) if [k[-n:] for k in keys].count(key[-n:]) == 1), None)
+        if n is None:  # same folder and stem, other suffix
+            clash = next(p for p, k in zip(paths, keys) if k == key and p != path)
+            raise IQAError(f"recipes {path} and {clash} would share the name {key[-1]!r}: rename one")
+        names[path] = "/".join(key[-n:])
+    slugs = [_slug(name) for name in names.values()]
+    for path, name in names.items():
+        if slugs.count(_slug(name)) > 1:
+            clash = next(p for p, other in names.items() if p != path and _slug(other) == _slug(name))
+            raise IQAError(f"recipes {path} and {clash} would share the name {_slug(name)!r}: rename one")
+    return names
+
+
+def dataset_labels(specs: Sequence[DatasetSpec]) -> list[str]:
+    """Table and file labels: the adapter name, plus the root's stem where two share a name
+    (``-d csv=a.csv -d csv=b.csv`` -> csv-a, csv-b); the same dataset twice is a usage error."""
+    names = [spec.name for spec in specs]
+    labels = [n if names.count(n) == 1 else f"{n}-{spec.root.stem}" for n, spec in zip(names, specs)]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            this, other = specs[i], specs[labels.index(label)]
+            if this.root.resolve() == other.root.resolve():
+                raise IQAError(f"--dataset {this.name}={this.root}: given twice")
+            raise IQAError(
+                f"--dataset {this.name}={this.root} and {other.name}={other.root} would share the label "
+                f"{label!r}: rename one"
+            )
+    return labels
+
+
+def _slug(name: str) -> str:
+    """A recipe name as part of a file name."""
+    return name.replace("/", "_")
 
 
 def expand_recipes(inputs: Sequence[Path]) -> list[Path]:
@@ -90,7 +133,7 @@ def metrics_row(recipe: str, dataset: str, items: Sequence[Item], results: Seque
 
 def write_predictions(path: Path, items: Sequence[Item], results: Sequence[ImageResult]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as temp, temp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "mos", "score", "n_regions", "error"])
         for it, r in zip(items, results):
@@ -104,6 +147,8 @@ class Evaluation:
 
     rows: list[dict[str, Any]]
     files: list[Path]
+    repaired: int = 0  # damaged store rows that were recomputed
+    stores: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -134,18 +179,20 @@ def evaluate(
 
     rows: list[dict[str, Any]] = []
     files: list[Path] = []
-    loaded = [(spec, spec.load(limit)) for spec in datasets]
-    for spec, items in loaded:
+    repaired = 0
+    loaded = [(label, spec.load(limit)) for label, spec in zip(dataset_labels(datasets), datasets)]
+    for dataset, items in loaded:
         paths = [str(it.path) for it in items]
         for name, res in resolved:
             target = res.recipe.runtime.store if store is True else (None if store in (None, False) else str(store))
             res.recipe.runtime.store = target
             pipeline = Pipeline(res, store_for(target))
             results = run_pipeline(pipeline, paths, progress=progress)
-            row = metrics_row(name, spec.name, items, results)
+            row = metrics_row(name, dataset, items, results)
             row["scorer_calls"] = pipeline.stats["scorer_calls"]
+            repaired += pipeline.stats["store_rows_repaired"]
             rows.append(row)
-            slug = f"{name.replace('/', '_')}_{spec.name}"
+            slug = f"{_slug(name)}_{dataset}"
             files.append(write_predictions(out_dir / "predictions" / f"{slug}.csv", items, results))
             if figures and "error" not in row:
                 pred = [math.nan if r.score is None else r.score for r in results]
@@ -153,7 +200,7 @@ def evaluate(
                     pred,
                     [it.mos for it in items],
                     out_dir / "figures" / f"{slug}_scatter",
-                    title=f"{name} on {spec.name}",
+                    title=f"{name} on {dataset}",
                 )
                 counts = [r.n_regions for r in results if r.error is None]
                 if any(counts):
@@ -162,7 +209,7 @@ def evaluate(
     files += write_markdown_report(out_dir, rows, figure_files)
     for s in stores.values():
         s.close()
-    return Evaluation(rows, files)
+    return Evaluation(rows, files, repaired, [s.path for s in stores.values()])
 
 
 def upper_bounds(

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .api import ImageResult
+from .outputs import replacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,7 +32,8 @@ def _save(fig: Figure, out: str | Path) -> list[Path]:
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+            with replacing(path) as temp:
+                fig.savefig(temp, dpi=150, bbox_inches="tight")
     return paths
 
 

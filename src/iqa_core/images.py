@@ -200,8 +200,11 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{where}: not an image file (or an unsupported format)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{where}: refused as a decompression bomb: {exc}") from None
+    except Image.DecompressionBombError:  # PIL's own check, at twice its limit: report ours
+        raise ImageError(
+            f"{where}: exceeds the {max_pixels}-pixel limit (decompression-bomb guard; "
+            "raise runtime.max_pixels to allow it)"
+        ) from None
     except MemoryError:
         raise ImageError(f"{where}: too large to decode in memory") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, IndexError, ...

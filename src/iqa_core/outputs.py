@@ -3,6 +3,8 @@
 One row per image: path, score, one column per scorer, region count, error.
 With details, JSON Lines nests the regions in each image's record; CSV and
 Parquet write them to a sibling file ``<name>.regions.<ext>``, one row per region.
+Every file is written beside its target and renamed over it (:func:`replacing`),
+so a run killed while writing leaves the previous file whole.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +54,23 @@ def region_rows(result: ImageResult, labels: Sequence[str]) -> list[dict[str, An
     return rows
 
 
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder, renamed over ``path`` when the block succeeds.
+
+    The rename is atomic, so readers (and a rerun after a kill) see the old file or the new
+    one, never a truncated one. The temporary name keeps the suffix: writers that infer the
+    format from it (matplotlib) still do. On an error it is removed and the target left as it was.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def check_output_path(path: Path) -> None:
     """Fail before any scoring if ``path`` cannot be written: a long run must not end in that."""
     if path.suffix.lower() not in FORMATS:
@@ -85,7 +106,7 @@ def _write(
 ) -> list[Path]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as fh:
+        with replacing(path) as temp, temp.open("w", encoding="utf-8") as fh:
             for result, row in zip(results, images):
                 if details:
                     row = {**row, "regions": region_rows(result, labels)}
@@ -110,9 +131,10 @@ def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> 
         except ImportError:
             raise IQAError("Parquet output needs pyarrow: pip install 'iqa[eval]'") from None
         table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns})
-        pq.write_table(table, path)
+        with replacing(path) as temp:
+            pq.write_table(table, temp)
         return
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as temp, temp.open("w", newline="", encoding="utf-8") as fh:
         _write_csv(rows, fh, columns)
 
 

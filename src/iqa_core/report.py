@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .outputs import replacing
+
 Row = Mapping[str, Any]
 TABLE_METRICS = ("srcc", "plcc")
 
@@ -115,6 +117,8 @@ def write_markdown_report(
     rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figures]
     json_path, md_path = out / "results.json", out / "results.md"
     payload = {"rows": list(table_rows), "figures": rel}
-    json_path.write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
-    md_path.write_text("# Results\n\n" + render_markdown(table_rows, metrics, rel))
+    with replacing(json_path) as temp:
+        temp.write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
+    with replacing(md_path) as temp:
+        temp.write_text("# Results\n\n" + render_markdown(table_rows, metrics, rel))
     return [json_path, md_path]

@@ -152,7 +152,7 @@ def test_unwritable_output_or_store_fail_before_any_scoring(
     res = invoke("run", "--recipe", recipe_file, images, "-o", tmp_path / "file" / "out.csv")
     assert res.exit_code == 2 and "out.csv: cannot create its folder" in res.stderr
     res = invoke("run", "--recipe", recipe_file, images, "-o", tmp_path / "out.csv", "--store", tmp_path / "file")
-    assert res.exit_code == 2 and "cannot open the store" in res.stderr
+    assert res.exit_code == 2 and f"store {tmp_path / 'file'} is not a SQLite store" in res.stderr
     assert test_plugins.views == []  # nothing was scored
 
 

@@ -515,8 +515,9 @@ def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, te
         scorers=[{"name": f"{__name__}:_DiesOnImg01"}],
     )
     data["runtime"].update(devices=["cpu", "cpu"], allow_imports=True)  # the workers import helpers
-    with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes"):
+    with pytest.raises(WorkerFailed, match=r"worker for device cpu exited \(code 3\).*a rerun resumes") as info:
         run_pipeline(load_recipe(data), [tmp_path / "imgs"])
+    assert info.value.exit_code == 3 and "__main__" not in str(info.value)  # exit 1 means "images failed"
 
 
 class _OnePrepareAtATime(BrightnessScorer):

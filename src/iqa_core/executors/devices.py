@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 
 class WorkerFailed(IQAError):
-    """A device worker died (killed, out of memory, a crash in native code)."""
+    """A device worker died (killed, out of memory, a crash in native code): exit status 3."""
 
-    exit_code = 1
+    exit_code = 3
 
 
 def run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[str]) -> dict[str, ImageResult]:
@@ -62,8 +62,7 @@ def run_per_device(pipeline: Pipeline, paths: Sequence[str], devices: Sequence[s
                     process.join()
                     raise WorkerFailed(
                         f"the worker for device {device} exited (code {process.exitcode}) before finishing; "
-                        "what it scored is in the store, so a rerun resumes. (A script that sets "
-                        "runtime.devices must guard its entry point with `if __name__ == '__main__':`.)"
+                        "what it scored is in the store, so a rerun resumes"
                     ) from None
                 if status == "error":
                     raise payload

@@ -146,6 +146,7 @@ class Pipeline:
         paths = expand_inputs(inputs)
         runtime = self.recipe.runtime
         budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
+        repaired = self.store.repaired  # damaged store rows found while scoring these are recomputed
 
         def windows(stop: threading.Event) -> Iterator[Window]:
             depth = 2 * runtime.chunk_images
@@ -163,6 +164,7 @@ class Pipeline:
         try:
             return self._results(stream.run(self, windows, budget.release), on_result, bar)
         finally:
+            self.stats["store_rows_repaired"] += self.store.repaired - repaired
             self.budget_peak = budget.peak
             if bar is not None:
                 bar.close()
