@@ -11,11 +11,13 @@ An exception in any stage reaches the caller as itself; on any exit the stages s
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..api import ImageResult
+from ..store import StoreError
 from . import finish, score
 from .items import Window
 
@@ -99,6 +101,9 @@ def run(
                 continue
             yield from finish.results(pipeline, message)
             release(message.nbytes)
+    except StoreError as exc:  # raised ahead, in a stage thread: the windows before it were finished since
+        saved = f"{pipeline.store.results_saved} results saved"
+        raise StoreError(re.sub(r"\d+ results saved", saved, str(exc))) from None
     finally:
         stop.set()
         for thread in threads:
