@@ -130,7 +130,9 @@ def test_eval_after_run_calls_no_model(test_plugins, dataset: Path, tmp_path: Pa
     assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]["scorer_calls"] == 0
 
 
-def test_eval_reads_koniq_layout(test_plugins, tmp_path: Path) -> None:
+@pytest.mark.parametrize("column", [None, "MOS_zscore"])
+def test_eval_reads_koniq_layout(test_plugins, tmp_path: Path, column: str | None) -> None:
+    """MOS (1-5) by default; --dataset-option koniq10k.mos_column=MOS_zscore picks the 0-100 column."""
     root = tmp_path / "koniq"
     images = write_images(root / "1024x768", 5)
     with (root / "koniq10k_scores_and_distributions.csv").open("w", newline="") as fh:
@@ -151,11 +153,16 @@ def test_eval_reads_koniq_layout(test_plugins, tmp_path: Path) -> None:
             str(tmp_path / "o"),
             "--no-store",
             "--no-figures",
+            *(["--dataset-option", f"koniq10k.mos_column={column}"] if column else []),
         ]
     )
     assert code == 0, stderr
     row = json.loads((tmp_path / "o" / "results.json").read_text())["rows"][0]
     assert row["dataset"] == "koniq10k" and row["n"] == 4
+    (predictions,) = (tmp_path / "o" / "predictions").glob("*.csv")
+    with predictions.open() as fh:
+        mos = sorted(float(r["mos"]) for r in csv.DictReader(fh))
+    assert mos == ([20.0, 30.0, 40.0, 50.0] if column else [1.0, 1.5, 2.0, 2.5])
 
 
 def test_eval_reports_bad_arguments(tmp_path: Path) -> None:

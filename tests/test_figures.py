@@ -8,7 +8,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from iqa_core.api import ImageResult, Region, RegionScore
-from iqa_core.figures import regions_figure, regions_histogram, scatter_with_marginals
+from iqa_core.figures import emptiest_corner, plural, regions_figure, regions_histogram, scatter_with_marginals
 from iqa_core.metrics import MetricError
 from iqa_core.report import render_text, write_markdown_report
 
@@ -50,6 +50,9 @@ def test_regions_figure(tmp_path):
         ],
     )
     _check(regions_figure(tmp_path / "img.jpg", result, tmp_path / "regions.svg"), "regions")
+    one = ImageResult(path="img.jpg", score=4.0, regions=result.regions[:2])
+    regions_figure(tmp_path / "img.jpg", one, tmp_path / "one.svg")
+    assert "1 region<" in (tmp_path / "one.svg").read_text()
     svg = (tmp_path / "regions.svg").read_text()
     for label in ("5.31", "2 regions", "4.00", "5.50", "20%", "80%"):
         assert label in svg
@@ -59,6 +62,37 @@ def test_regions_figure(tmp_path):
 
 def test_regions_histogram(tmp_path):
     _check(regions_histogram([7, 8, 6, 7, 9, 3, 7], tmp_path / "hist"), "hist")
+
+
+def test_region_counts_get_integer_ticks(tmp_path):
+    import re
+
+    regions_histogram([1, 2, 2], tmp_path / "few")  # matplotlib's default ticks here: 0.50, 0.75, ... 2.50
+    ticks = re.findall(r">\s*(-?[\d.−]+)\s*<", (tmp_path / "few.svg").read_text())
+    assert ticks and all("." not in t for t in ticks), ticks
+
+
+def test_scatter_draws_the_fit_and_keeps_the_stats_off_the_points(tmp_path):
+    rng = np.random.default_rng(1)
+    mos = rng.uniform(1, 5, 300)
+    pred = 8 - mos + rng.normal(0, 0.3, 300)  # falling: points fill the upper left and lower right
+    scatter_with_marginals(pred, mos, tmp_path / "s")
+    svg = (tmp_path / "s.svg").read_text()
+    assert 'id="fit"' in svg and 'id="stats"' in svg
+    assert "PLCC -" in svg and "(fitted -" in svg  # the sign of an inverted predictor stays visible
+    x, y = (mos - mos.min()) / np.ptp(mos), (pred - pred.min()) / np.ptp(pred)
+    assert emptiest_corner(x, y) in ("upper right", "lower left")
+
+
+def test_emptiest_corner_counts_points_per_corner():
+    x = np.array([0.1, 0.1, 0.9, 0.9, 0.1])
+    y = np.array([0.9, 0.95, 0.9, 0.92, 0.1])
+    assert emptiest_corner(x, y) == "lower right"
+    assert emptiest_corner(np.array([]), np.array([])) == "upper left"
+
+
+def test_plural():
+    assert [plural(n, "region") for n in (0, 1, 2)] == ["0 regions", "1 region", "2 regions"]
 
 
 ROWS = [

@@ -52,8 +52,21 @@ def test_logistic_fit_recovers_known_curve():
 def test_logistic_fit_is_scale_free_and_handles_negative_relation():
     x = np.linspace(0, 1, 50)
     mos = logistic4(x, 4.5, 1.2, 0.4, 0.08)
-    # predictions on another scale, anti-correlated with MOS
-    assert plcc_fitted(-1000 * x + 7, mos) == pytest.approx(1.0, abs=1e-9)
+    # predictions on another scale, anti-correlated with MOS: the fit is perfect, the sign says "inverted"
+    inverted = -1000 * x + 7
+    assert logistic4_fit(inverted, mos).direction == -1.0
+    assert plcc_fitted(inverted, mos) == pytest.approx(-1.0, abs=1e-9)
+    assert correlations(inverted, mos)["plcc_fitted"] == pytest.approx(-1.0, abs=1e-9)
+
+
+def test_plcc_fitted_has_the_sign_of_srcc_for_a_noisy_inverted_predictor():
+    rng = np.random.default_rng(3)
+    mos = rng.uniform(1, 5, 200)
+    pred = -mos + rng.normal(0, 0.9, 200)
+    out = correlations(pred, mos)
+    assert out["srcc"] < -0.6
+    assert out["plcc_fitted"] < -0.6 and out["plcc_fitted"] == pytest.approx(plcc_fitted(pred, mos))
+    assert correlations(-pred, mos)["plcc_fitted"] == pytest.approx(-out["plcc_fitted"], abs=1e-3)
 
 
 def test_fit_falls_back_to_linear_when_curve_fit_fails(monkeypatch):

@@ -1,4 +1,4 @@
-"""A non-editable install ships both packages and registers every entry point."""
+"""A non-editable install ships both packages and the paper's recipes, and registers every entry point."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import shutil
 from importlib.metadata import distributions
 from pathlib import Path
 
+import pytest
+
 from helpers import pip_install_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
+    # PEP 639's `license = "Apache-2.0"` needs setuptools >= 77 (pyproject's build-system);
+    # this test builds without isolation, with the venv's own setuptools (make setup upgrades it)
+    pytest.importorskip("setuptools", minversion="77")
     source, target = tmp_path / "src", tmp_path / "site"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -26,6 +31,12 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     assert set(groups["iqa.aggregators"]) == {"mean", "area", "mix_grained", "ensemble"}
     assert set(groups["iqa.segmenters"]) == {"whole", "sam2"}
     assert groups["console_scripts"]["iqa"] == "iqa_core.cli:main"
+    assert dist.metadata["License-Expression"] == "Apache-2.0"  # PEP 639, not the deprecated table
+    shipped = {p.relative_to(target / "iqa_core" / "recipes").as_posix() for p in target.glob("iqa_core/recipes/**/*")}
+    assert {"llm_iqa.yaml", "clip_iqa.yaml", "README.md", "ablations/table3/row8.yaml"} <= shipped
+    assert len([p for p in shipped if p.endswith(".yaml")]) == len(
+        list((ROOT / "src" / "iqa_core" / "recipes").rglob("*.yaml"))
+    )
     for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
         if ep.group.startswith("iqa."):
             module = ep.value.partition(":")[0]

@@ -57,3 +57,18 @@ def test_example_scorer_ranks_blur_below_sharp(installed: Path, tmp_path: Path) 
     results = {Path(r.path).name: r for r in pipeline.score_many([tmp_path])}
     assert results["sharp.png"].score > results["blurred.png"].score
     assert 1.0 <= results["blurred.png"].score <= 7.0
+
+
+def test_example_passes_its_own_tests_with_the_conformance_check(installed: Path) -> None:
+    """The example's tests call iqa_core.testing.check_scorer, as a plugin author would."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
+    tests = EXAMPLE / "tests"
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tests), str(tests)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=installed,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout

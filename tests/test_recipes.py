@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from iqa_core.catalog import RECIPES_DIR
 from iqa_core.cli import cli
 from iqa_core.recipe import Recipe, Resolved, read_recipe, resolve
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = RECIPES_DIR  # the packaged copy: what `iqa run -r llm_iqa` reads
 ALL = sorted(RECIPES.rglob("*.yaml"))
 T3 = RECIPES / "ablations" / "table3"
 T4 = RECIPES / "ablations" / "table4"
@@ -198,7 +199,7 @@ def test_clip_iqa_recipe() -> None:
     assert label == "clip_iqa"
     p = scorer.params
     assert (p.model, p.pretrained, p.mode) == ("RN50", "openai", "antonym")
-    assert tuple(p.antonyms) == ("Bad photo.", "Good photo.")
+    assert p.antonyms == [("Bad photo.", "Good photo.")] and p.dtype == "float32"
     assert r.recipe.decode == "expected"
 
 

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from iqa_core.api import LevelProbs, Params, Scorer, Standard, View
 from iqa_core.errors import IQAError, ModelUnavailable
+from iqa_core.weights import Weights
 
 if TYPE_CHECKING:
     import torch
@@ -51,18 +52,23 @@ class MLLMParams(Params):
 # ------------------------------------------------------------------------- loading
 
 
+def is_local_path(model: str) -> bool:
+    """A local path rather than a Hub id: it exists, or it is spelled like a path."""
+    looks_like_path = model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
+    return looks_like_path or Path(model).expanduser().exists()
+
+
 def model_source(model: str) -> str:
     """An existing local directory, or a Hub id; a missing local path is a user error."""
     path = Path(model).expanduser()
     if path.is_dir():
         return str(path)
-    looks_like_path = model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
-    if path.exists() or looks_like_path:
+    if is_local_path(model):
         raise ModelUnavailable(
             model,
             "not a model directory" if path.exists() else "no such directory",
             "Point the model parameter at a directory holding the model's config and weights "
-            "(e.g. from `huggingface-cli download ID --local-dir DIR`), or give a Hub id.",
+            "(e.g. from `hf download ID --local-dir DIR`), or give a Hub id.",
         )
     return model
 
@@ -225,6 +231,15 @@ class MLLMScorer(Scorer):
     """Base of the chat-template MLLM scorers; subclasses say how to load the model."""
 
     Params = MLLMParams
+    requires = {"torch": "iqa[models]", "transformers": "iqa[models]"}
+
+    def weights(self) -> list[Weights]:
+        """The model directory, or its Hub snapshot (for ``iqa check``)."""
+        model = self.params.model
+        if is_local_path(model):
+            return [Weights(path=model, files=("config.json",))]
+        return [Weights(repo=model, revision=self.params.revision)]
+
     uncached_params = Scorer.uncached_params | {"local_files_only"}
 
     @abstractmethod

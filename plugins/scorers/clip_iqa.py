@@ -6,48 +6,100 @@ Views of different sizes are never padded; views of equal size share one forward
 
 Modes:
 
-* ``antonym`` (CLIP-IQA): softmax over ("Bad photo.", "Good photo.") similarities.
-  The result has K=2 columns with values (0.0, 1.0), so its expected value is
-  P(good); the standard's levels are ignored.
+* ``antonym`` (CLIP-IQA): per (bad, good) prompt pair, the softmax of the two
+  similarities; P(good) is averaged over the pairs. The result has K=2 columns with
+  values (0.0, 1.0), so its expected value is that mean P(good); the standard's levels
+  are ignored. ``antonyms`` picks the pairs: ``iceclear`` (default) is the CLIP-IQA
+  paper's single "Good photo."/"Bad photo." pair, ``pyiqa`` the five pairs pyiqa's
+  ``clipiqa`` averages ("Good image"/"bad image" ... "Noise-free image"/"noisy image");
+  the two give different scores on the same weights. Or list your own pairs.
 * ``standard``: one prompt per level of the standard (``template`` filled with the
   level's description), softmax over K; values are the standard's.
 
 Logits use the model's learned temperature (``logit_scale.exp()``, 100 for OpenAI CLIP).
+The model runs in float32 by default: under bf16 this small model's scores moved by up to
+0.08. OpenAI's CLIP text tower uses QuickGELU; open_clip knows that from a pretrained tag
+but not from a weights file, so for a file it is inferred from the architecture's released
+weights (all RN models: QuickGELU), and must be set with ``quick_gelu`` where they disagree.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from iqa_core.api import LevelProbs, Params, Scorer, Standard, View
 from iqa_core.errors import IQAError, ModelUnavailable
+from iqa_core.weights import Weights
 
 if TYPE_CHECKING:
     import torch
 
 MIN_SIDE = 32  # RN50's total stride: smaller views are upscaled to one feature cell
+HUB_WEIGHTS = "open_clip_model.safetensors"  # what open_clip fetches from a Hub repo first
+ANTONYM_SETS: dict[str, list[tuple[str, str]]] = {
+    "iceclear": [("Bad photo.", "Good photo.")],  # CLIP-IQA (IceClear/CLIP-IQA)
+    "pyiqa": [  # pyiqa's clipiqa
+        ("bad image", "Good image"),
+        ("blurry image", "Sharp image"),
+        ("blurry edges", "sharp edges"),
+        ("low resolution image", "High resolution image"),
+        ("noisy image", "Noise-free image"),
+    ],
+}
 
 
 class CLIPIQAScorer(Scorer):
     """CLIP-IQA: open_clip RN50, 'Good photo.' vs 'Bad photo.' at native resolution."""
 
+    requires = {"torch": "iqa[models]", "open_clip": "iqa[models]"}
+
     class Params(Params):
         model: str = "RN50"
         pretrained: str = "openai"
         quick_gelu: bool | None = None
+        quick_gelu: bool | None = Field(
+            None, description="QuickGELU text tower; default: from the pretrained tag, or inferred for a weights file"
+        )
         mode: Literal["antonym", "standard"] = "antonym"
-        antonyms: tuple[str, str] = ("Bad photo.", "Good photo.")
+        antonyms: list[tuple[str, str]] = Field(
+            default_factory=lambda: list(ANTONYM_SETS["iceclear"]),
+            description="(bad, good) prompt pairs, or 'iceclear' (Good/Bad photo.) or 'pyiqa' (its five pairs)",
+        )
         template: str = "A photo of {description} quality."
         max_side: int | None = Field(default=None, ge=MIN_SIDE)
         batch_size: int = Field(default=32, ge=1)
         device: str = "auto"
-        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+            "float32", description="auto = bf16 on CUDA, which moves this small model's scores by up to 0.08"
+        )
+
+        @field_validator("antonyms", mode="before")
+        @classmethod
+        def _preset_or_pairs(cls, value: Any) -> Any:
+            if isinstance(value, str):
+                if value not in ANTONYM_SETS:
+                    raise ValueError(
+                        f"unknown antonym set {value!r}; sets: {', '.join(ANTONYM_SETS)}, or a list of pairs"
+                    )
+                return ANTONYM_SETS[value]
+            if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+                return [tuple(value)]  # one pair written flat: [Bad photo., Good photo.]
+            return value
+
+        @field_validator("antonyms")
+        @classmethod
+        def _some_pairs(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            if not value:
+                raise ValueError("give at least one (bad, good) pair")
+            return value
 
     def __init__(self, params: Params | dict[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -64,6 +116,21 @@ class CLIPIQAScorer(Scorer):
         """The model as error messages name it: architecture and weights."""
         p = self.params
         return p.model if p.model.startswith(("local-dir:", "hf-hub:")) else f"{p.model} ({p.pretrained})"
+
+    def weights(self) -> list[Weights]:
+        """The local weights, or the Hub file open_clip downloads for the pretrained tag (``iqa check``)."""
+        p = self.params
+        if p.model.startswith("local-dir:"):
+            return [Weights(path=p.model.removeprefix("local-dir:"), files=("open_clip_config.json",))]
+        if p.model.startswith("hf-hub:"):
+            return [Weights(repo=p.model.removeprefix("hf-hub:"), files=("open_clip_config.json", HUB_WEIGHTS))]
+        if Path(p.pretrained).suffix or Path(p.pretrained).expanduser().exists():
+            return [Weights(path=p.pretrained)]
+        import open_clip
+
+        hub = open_clip.get_pretrained_cfg(p.model, p.pretrained).get("hf_hub", "")
+        repo, filename = os.path.split(hub) if hub else ("", "")
+        return [Weights(repo=repo, files=(filename or HUB_WEIGHTS,))] if repo else [Weights(path=p.pretrained)]
 
     def load(self, standard: Standard) -> None:
         import open_clip
@@ -104,14 +171,20 @@ class CLIPIQAScorer(Scorer):
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(image.size, []).append(i)
-        probs = np.zeros((len(images), len(prompts)))
+        antonym = self.params.mode == "antonym"
+        probs = np.zeros((len(images), 2 if antonym else len(prompts)))
         with torch.no_grad():
             scale = self._model.logit_scale.exp().float()
             for idx in groups.values():
                 pixels = torch.stack([self._to_tensor(images[i]) for i in idx])
                 feats = self._encode_images(pixels).float()
                 feats = feats / feats.norm(dim=-1, keepdim=True)
-                probs[idx] = (scale * feats @ text.T).softmax(dim=-1).cpu().numpy()
+                logits = scale * feats @ text.T
+                if antonym:  # softmax within each (bad, good) pair, then the mean over pairs
+                    logits = logits.view(len(idx), -1, 2)
+                    probs[idx] = logits.softmax(dim=-1).mean(dim=1).cpu().numpy()
+                else:
+                    probs[idx] = logits.softmax(dim=-1).cpu().numpy()
         return LevelProbs(probs, self.level_values(standard))
 
     def level_values(self, standard: Standard) -> tuple[float, ...]:
@@ -123,7 +196,7 @@ class CLIPIQAScorer(Scorer):
         has_schema = p.model.startswith(("local-dir:", "hf-hub:"))
         quick_gelu = p.quick_gelu
         if quick_gelu is None and not has_schema:
-            quick_gelu = bool(open_clip.get_pretrained_cfg(p.model, p.pretrained).get("quick_gelu"))
+            quick_gelu = infer_quick_gelu(open_clip, p.model, p.pretrained)
         logging.disable(logging.ERROR)  # open_clip logs a failed download before raising it
         try:
             return open_clip.create_model(
@@ -144,8 +217,9 @@ class CLIPIQAScorer(Scorer):
             logging.disable(logging.NOTSET)
 
     def _prompts(self, standard: Standard) -> tuple[str, ...]:
+        """Antonym mode: bad1, good1, bad2, good2, ...; standard mode: one prompt per level."""
         if self.params.mode == "antonym":
-            return self.params.antonyms
+            return tuple(text for pair in self.params.antonyms for text in pair)
         return tuple(self.params.template.format(description=d) for d in standard.descriptions)
 
     def _text_features(self, prompts: tuple[str, ...]) -> torch.Tensor:
@@ -195,6 +269,29 @@ class CLIPIQAScorer(Scorer):
         if self._dtype == torch.float32:
             return nullcontext()
         return torch.autocast(self._device.type, dtype=self._dtype)
+
+
+def infer_quick_gelu(open_clip: Any, model: str, pretrained: str) -> bool:
+    """Whether ``model`` with ``pretrained`` has OpenAI's QuickGELU text tower.
+
+    A pretrained tag says so in open_clip's table. A weights file says nothing, so it takes
+    the flag every released weight of the architecture shares (all RN models: QuickGELU; a
+    GELU tower would move the scores and the ranking); where they differ, it must be set.
+    """
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    if cfg:
+        return bool(cfg.get("quick_gelu"))
+    flags = {
+        bool(open_clip.get_pretrained_cfg(model, t).get("quick_gelu"))
+        for t in open_clip.list_pretrained_tags_by_model(model)
+    }
+    if len(flags) != 1:
+        why = "its released weights differ" if flags else "open_clip lists no released weights for it"
+        raise IQAError(
+            f"clip_iqa: cannot tell whether {pretrained!r} ({model}) uses QuickGELU ({why}): "
+            "set quick_gelu: true (OpenAI-trained weights) or false"
+        )
+    return flags.pop()
 
 
 def _attention_pool(pool: Any, x: torch.Tensor) -> torch.Tensor:

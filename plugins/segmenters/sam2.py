@@ -48,6 +48,7 @@ from pydantic import Field, model_validator
 
 from iqa_core.api import Params, Segmenter
 from iqa_core.errors import ModelUnavailable
+from iqa_core.weights import Weights
 
 if TYPE_CHECKING:
     import torch
@@ -180,6 +181,8 @@ def _config_file(params: Any) -> Path:
 class SAM2Segmenter(Segmenter):
     """SAM2 automatic mask generator with the paper's parameters (Hub id or local checkpoint)."""
 
+    requires = {"torch": "iqa[models]", "huggingface_hub": "iqa[models]", "sam2": "sam2==1.1.0"}
+
     class Params(Params):
         model: str = DEFAULT_MODEL
         config: str | None = None
@@ -286,6 +289,17 @@ class SAM2Segmenter(Segmenter):
                 return _generate_fast(self._generator, work)
             records = self._generator.generate(work)
         return [np.asarray(r["segmentation"], dtype=bool) for r in records]
+
+    def weights(self) -> list[Weights]:
+        """The local checkpoint, or the Hub id's checkpoint file (for ``iqa check``)."""
+        p = self.params
+        if p.checkpoint is not None:
+            return [Weights(path=p.checkpoint)]
+        from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+        if p.model not in HF_MODEL_ID_TO_FILENAMES:
+            return [Weights(path=p.model)]  # not a known Hub id: reported as a missing path
+        return [Weights(repo=p.model, files=(HF_MODEL_ID_TO_FILENAMES[p.model][1],))]
 
     def _resolve_files(self) -> tuple[str, str]:
         """(config, checkpoint path): the recipe's local pair, or the Hub id's via the package table."""

@@ -47,7 +47,8 @@ SENTENCES: dict[str, str] = {
 }
 
 
-# An example inside each range that is not a level, so the prompt does not suggest integers.
+# The free standard's optional example: inside each range and not a level, so it does not suggest integers.
+# Off by default: a number in the prompt can anchor the model's answers.
 FREE_EXAMPLE: dict[int, str] = {3: "2.4", 5: "3.6", 7: "4.3", 9: "6.2"}
 
 
@@ -122,8 +123,12 @@ class FreeStandard(_DigitStandard):
     """No standard: the model writes a decimal score in [1, K] (Table 3 row 1, answer: generate).
 
     The paper does not print this row's prompt; the user text is ours. The system text is the
-    number standard's, which lists no levels.
+    number standard's, which lists no levels. ``example: true`` adds "such as 4.3" (a decimal
+    that is not a level); it is off by default because a number in the prompt can anchor answers.
     """
+
+    class Params(_DigitStandard.Params):
+        example: bool = Field(False, description='add an example decimal ("such as 4.3") to the question')
 
     @property
     def system(self) -> str:
@@ -132,10 +137,10 @@ class FreeStandard(_DigitStandard):
     @property
     def user(self) -> str:
         k = self.params.levels
+        example = f" such as {FREE_EXAMPLE[k]}" if self.params.example else ""
         return (
             f"please evaluate the quality of the image and score in the range 1 to {k}, "
-            f"a decimal number such as {FREE_EXAMPLE[k]}. "
-            "Only tell me the number. Do not analyze the image."
+            f"a decimal number{example}. Only tell me the number. Do not analyze the image."
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, commands
 from .errors import IQAError
 
 INTERRUPTED = 130  # the shell's code for SIGINT; exit 1 means "some images failed"
@@ -166,11 +166,20 @@ def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
 
 
 @cli.command()
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List installed components: name, kind, distribution, description."""
+def plugins(name: str | None, as_json: bool) -> None:
+    """List installed components: name, kind, distribution, description.
+
+    With NAME: that component's description and parameters (type, default, description).
+    """
     from . import registry
 
+    if name is not None:
+        from .commands import describe
+
+        click.echo("\n".join(describe(name)))
+        return
     rows = []
     for kind in registry.KINDS:
         for entry in registry.entries(kind):
@@ -259,8 +268,11 @@ def eval_cmd(
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
     from .evaluate import DatasetSpec, evaluate, expand_recipes
+    from .extras import EVAL, require
     from .report import render_text
 
+    if figures:
+        require("iqa eval's figures (--no-figures skips them)", {"matplotlib": EVAL})
     options = _dataset_options(dataset_options)
     specs = [DatasetSpec.parse(text, options) for text in datasets]
     target: str | bool | None = None if no_store else (str(store) if store else True)
@@ -351,9 +363,11 @@ def show(
 ) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
-    from .figures import regions_figure
+    from .extras import EVAL, require
+    from .figures import plural, regions_figure
     from .recipe import resolve
 
+    require("iqa show", {"matplotlib": EVAL})
     resolved = resolve(recipe_path, allow_import)
     if store is not None:
         resolved.recipe.runtime.store = str(store)
@@ -367,7 +381,13 @@ def show(
     if result.error is not None:
         raise IQAError(result.error)
     written = regions_figure(image, result, output)
-    click.echo(f"{image}: score {result.score:.3f}, {result.n_regions} regions; wrote {', '.join(map(str, written))}")
+    regions = plural(result.n_regions, "region")
+    click.echo(f"{image}: score {result.score:.3f}, {regions}; wrote {', '.join(map(str, written))}")
+
+
+cli.add_command(commands.recipes)
+cli.add_command(commands.check)
+cli.add_command(commands.demo)
 
 
 def main() -> None:

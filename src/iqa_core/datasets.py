@@ -86,7 +86,8 @@ def _items(rows: list[dict[str, Any]], path: Path, name_col: str, mos_col: str, 
 def koniq10k(root: Path, mos_column: str = "MOS", image_dir: str = "1024x768") -> list[Item]:
     """KonIQ-10k: koniq10k_scores_and_distributions.csv, images in 1024x768/ (MOS 1–5).
 
-    ``mos_column="MOS_zscore"`` selects the 0–100 scores instead.
+    The default column is ``MOS`` (1–5); ``mos_column="MOS_zscore"`` selects
+    the 0–100 z-scores most IQA code trains on (``--dataset-option koniq10k.mos_column=MOS_zscore``).
     """
     path = root / "koniq10k_scores_and_distributions.csv"
     rows = _read_csv(path, ["image_name", mos_column], "koniq10k")
@@ -95,6 +96,9 @@ def koniq10k(root: Path, mos_column: str = "MOS", image_dir: str = "1024x768") -
 
 def spaq(root: Path, image_dir: str = "TestImage") -> list[Item]:
     """SPAQ: Annotations/MOS and Image attribute scores.xlsx, images in TestImage/ (MOS 0–100)."""
+    from .extras import EVAL, require
+
+    require("the spaq dataset (an .xlsx file)", {"openpyxl": EVAL})
     import openpyxl
 
     path = _require_file(root / "Annotations" / "MOS and Image attribute scores.xlsx", "spaq")

@@ -30,11 +30,19 @@ class PluginNotFound(IQAError):
 
 
 class ModelUnavailable(IQAError):
-    """Weights could not be loaded (offline, wrong path, missing package)."""
+    """Weights could not be loaded (offline, wrong path, missing package).
 
-    def __init__(self, model: str, reason: str, hint: str = "") -> None:
+    ``ModelUnavailable(model, reason)`` builds the standard message with a download hint;
+    ``ModelUnavailable("message")`` uses a plugin's own message as it is.
+    """
+
+    def __init__(self, model: str, reason: str | None = None, hint: str = "") -> None:
+        self.model: str | None = None
+        if reason is None:
+            super().__init__(model)
+            return
         hint = hint or (
-            "Download it where you have internet (e.g. `huggingface-cli download "
+            "Download it where you have internet (e.g. `hf download "
             f"{model} --local-dir DIR`) and set the recipe's model parameter to DIR."
         )
         super().__init__(f"cannot load model {model!r}: {reason}. {hint}")

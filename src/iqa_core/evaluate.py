@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import catalog
 from .api import ImageResult
 from .datasets import Item, load_dataset, resolve_name
 from .engine import Pipeline
@@ -97,6 +98,8 @@ def expand_recipes(inputs: Sequence[Path]) -> list[Path]:
     """Recipe files, and folders of them (recursive, sorted)."""
     out: list[Path] = []
     for path in inputs:
+        if not path.exists():
+            path = catalog.find(str(path)) or path  # a packaged recipe or folder, e.g. ablations/table3
         if path.is_dir():
             out.extend(sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml")))
         else:

@@ -23,6 +23,32 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def plural(n: int, word: str) -> str:
+    """``1 region``, ``3 regions``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+CORNERS = {  # text anchor (x, y, ha, va) in axes fractions
+    "upper left": (0.03, 0.97, "left", "top"),
+    "upper right": (0.97, 0.97, "right", "top"),
+    "lower right": (0.97, 0.03, "right", "bottom"),
+    "lower left": (0.03, 0.03, "left", "bottom"),
+}
+
+
+def emptiest_corner(x: np.ndarray, y: np.ndarray, box: tuple[float, float] = (0.34, 0.24)) -> str:
+    """The corner of the axes whose ``box`` (width, height in axes fractions) holds the fewest
+    points, given as axes fractions; ties go to the first of :data:`CORNERS`."""
+    bw, bh = box
+    inside = {
+        "upper left": (x <= bw) & (y >= 1 - bh),
+        "upper right": (x >= 1 - bw) & (y >= 1 - bh),
+        "lower right": (x >= 1 - bw) & (y <= bh),
+        "lower left": (x <= bw) & (y <= bh),
+    }
+    return min(CORNERS, key=lambda corner: int(inside[corner].sum()))
+
+
 def _save(fig: Figure, out: str | Path) -> list[Path]:
     """Write ``out`` as PNG and SVG; SVG text stays text (editable, searchable)."""
     import matplotlib
@@ -33,7 +59,7 @@ def _save(fig: Figure, out: str | Path) -> list[Path]:
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         for path in paths:
             with replacing(path) as temp:
-                fig.savefig(temp, dpi=150, bbox_inches="tight")
+                fig.savefig(temp, dpi=150, bbox_inches="tight", pad_inches=0.03)
     return paths
 
 
@@ -48,34 +74,38 @@ def scatter_with_marginals(
 ) -> list[Path]:
     """Figure 4: (MOS, predicted) points with each axis's histogram in the margins.
 
-    Non-finite pairs are left out; SRCC/PLCC are printed in the plot.
+    Non-finite pairs are left out. The fitted 4-parameter logistic (the mapping behind
+    ``plcc_fitted``) is drawn over the points; SRCC/PLCC sit in the corner with the fewest
+    points. The histograms carry no count labels, so nothing collides with the main axes.
     """
     from matplotlib.figure import Figure
 
-    from .metrics import correlations, finite_pairs
+    from .metrics import correlations, finite_pairs, logistic4_fit
 
     p, m, _ = finite_pairs(pred, mos)
     stats = correlations(p, m)
     fig = Figure(figsize=(5.5, 5.5))
-    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4), hspace=0.05, wspace=0.05)
+    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4), hspace=0.04, wspace=0.04)
     ax = fig.add_subplot(grid[1, 0])
     top = fig.add_subplot(grid[0, 0], sharex=ax)
     right = fig.add_subplot(grid[1, 1], sharey=ax)
-    ax.scatter(m, p, s=6, alpha=0.5, linewidths=0)
+    ax.scatter(m, p, s=16 if p.size <= 2000 else 8, alpha=0.55, linewidths=0)
+    fit = logistic4_fit(p, m)
+    curve = np.linspace(p.min(), p.max(), 200)
+    ax.plot(fit(curve), curve, color="C3", lw=1.5, gid="fit")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.text(
-        0.03,
-        0.97,
-        f"SRCC {stats['srcc']:.3f}\nPLCC {stats['plcc']:.3f}\nn = {stats['n']}",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=8,
-    )
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    corner = emptiest_corner((m - x0) / (x1 - x0), (p - y0) / (y1 - y0))
+    tx, ty, ha, va = CORNERS[corner]
+    text = f"SRCC {stats['srcc']:.3f}\nPLCC {stats['plcc']:.3f} (fitted {stats['plcc_fitted']:.3f})\nn = {stats['n']}"
+    ax.text(tx, ty, text, transform=ax.transAxes, ha=ha, va=va, fontsize=8, gid="stats",
+            bbox=dict(facecolor="white", alpha=0.8, lw=0, pad=2))  # fmt: skip
     top.hist(m, bins=40)
     right.hist(p, bins=40, orientation="horizontal")
-    top.tick_params(labelbottom=False)
-    right.tick_params(labelleft=False)
+    for hist in (top, right):
+        hist.tick_params(labelbottom=False, labelleft=False, bottom=hist is not top, left=hist is not right)
+        hist.spines[["top", "right"]].set_visible(False)
     if title:
         top.set_title(title)
     return _save(fig, out)
@@ -113,8 +143,14 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
     local = sorted((r for r in result.regions if r.region.kind != "global"), key=lambda r: -r.region.area)
     shown = local[:max_panels]
     cols = max(len(shown), 2)
-    fig = Figure(figsize=(2.2 * cols, 1.1 * cols * h / w + (2.6 if shown else 0.4)))
-    grid = fig.add_gridspec(2 if shown else 1, cols, height_ratios=(cols / 2, 1) if shown else None)
+    # the overview row holds two images side by side, the panel row one crop per column
+    panel = 2.0 * max((r.region.bbox[3] - r.region.bbox[1]) / max(r.region.bbox[2] - r.region.bbox[0], 1)
+                      for r in shown) if shown else 0.0  # fmt: skip
+    overview_height = 1.0 * cols * h / w
+    fig = Figure(figsize=(2.0 * cols, overview_height + min(panel, 2.4) + 0.5), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    ratios = (overview_height, min(panel, 2.4)) if shown else None
+    grid = fig.add_gridspec(2 if shown else 1, cols, height_ratios=ratios)
     top = grid[0, :].subgridspec(1, 2)
     overview = [fig.add_subplot(top[0, 0]), fig.add_subplot(top[0, 1])]
     label = dict(fontsize=8, color="white", bbox=dict(facecolor="black", alpha=0.65, pad=1.5, lw=0))
@@ -125,7 +161,7 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
     overview[0].text(
         0.02, 0.98, score, transform=overview[0].transAxes, va="top", ha="left", **{**label, "fontsize": 12}
     )
-    overview[1].set_title(f"{len(local)} regions", loc="left", fontsize=10)
+    overview[1].set_title(plural(len(local), "region"), loc="left", fontsize=10)
     colors = colormaps["tab10"]
     fill = np.zeros((h, w, 4))
     for i, rs in enumerate(local):
@@ -154,12 +190,15 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
 def regions_histogram(counts: Sequence[int] | ArrayLike, out: str | Path) -> list[Path]:
     """Supplementary Figure 1: how many local regions the segmenter kept per image."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     c = np.asarray(counts, dtype=int).ravel()
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
     hi = int(c.max()) if c.size else 0
     ax.hist(c, bins=np.arange(-0.5, hi + 1.5), rwidth=0.85)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5 regions
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("regions per image")
     ax.set_ylabel("images")
     if c.size:

@@ -100,6 +100,12 @@ class Fit:
         slope, intercept = self.params
         return slope * np.asarray(x, dtype=np.float64) + intercept
 
+    @property
+    def direction(self) -> float:
+        """+1 if the fitted curve rises with the prediction, -1 if it falls (0 if flat)."""
+        rise = self.params[0] - self.params[1] if self.kind == "logistic4" else self.params[0]
+        return float(np.sign(rise))
+
 
 def logistic4_fit(pred: ArrayLike, mos: ArrayLike) -> Fit:
     """Fit :func:`logistic4` from predictions to MOS by least squares (scipy curve_fit).
@@ -132,10 +138,13 @@ def logistic4_fit(pred: ArrayLike, mos: ArrayLike) -> Fit:
 def plcc_fitted(pred: ArrayLike, mos: ArrayLike) -> float:
     """PLCC between MOS and the logistic-mapped predictions (the number IQA papers report).
 
-    The mapping absorbs the direction, so an inverted predictor also scores near +1.
+    The fitted curve would absorb the direction (an inverted predictor maps onto the MOS as
+    well as a right one), so the result carries the sign of the curve's slope: a predictor
+    with SRCC -0.8 reports a negative ``plcc_fitted``, as its SRCC and raw PLCC do.
     """
     p, m, _ = finite_pairs(pred, mos)
-    return plcc(logistic4_fit(p, m)(p), m)
+    fit = logistic4_fit(p, m)
+    return fit.direction * plcc(fit(p), m)
 
 
 def rmse_fitted(pred: ArrayLike, mos: ArrayLike) -> float:
@@ -158,7 +167,7 @@ def correlations(pred: ArrayLike, mos: ArrayLike) -> dict[str, float | int | str
         "n_dropped": dropped,
         "srcc": srcc(p, m),
         "plcc": plcc(p, m),
-        "plcc_fitted": plcc(mapped, m),
+        "plcc_fitted": fit.direction * plcc(mapped, m),
         "krcc": krcc(p, m),
         "rmse_fitted": float(np.sqrt(np.mean((mapped - m) ** 2))),
         "fit": fit.kind,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import registry
+from . import catalog, extras, registry
 from .api import Aggregator, Component, ViewMode
 from .decode import DecodeMethod
 from .errors import IQAError, RecipeError
@@ -117,14 +117,19 @@ class Resolved:
 
 
 def read_recipe(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """Recipe data and a name for messages (the file path, or '<recipe>' for a dict)."""
+    """Recipe data and a name for messages (the file path, or '<recipe>' for a dict).
+
+    A path that does not exist may name a packaged recipe (``llm_iqa``, ``ablations/table3/row8``).
+    """
     if isinstance(source, Mapping):
         return dict(source), "<recipe>"
     path = Path(source)
+    if not path.exists():
+        path = catalog.find(str(source)) or path
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise RecipeError(f"{path}: recipe file not found") from None
+        raise RecipeError(f"{path}: recipe file not found, nor a packaged recipe; {catalog.suggest(path)}") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc.strerror or exc}") from None
     data = parse_yaml(_decode(raw, path), path)
@@ -220,6 +225,18 @@ def _instantiate(source: str, kind: str, spec: ComponentSpec, where: tuple[Any, 
         raise  # unreachable: _raise_validation always raises
 
 
+def _check_packages(source: str, components: list[tuple[str, str, Component]]) -> None:
+    """Every optional package the recipe's components import, checked before any work starts."""
+    lines = []
+    for where, name, comp in components:
+        absent = extras.missing(comp.requires)
+        if absent:
+            hint = extras.install_hint(comp.requires, absent)
+            lines.append(f"{source}: {where}.name: {name} needs {', '.join(absent)}: {hint}")
+    if lines:
+        raise extras.MissingPackage("\n".join(dict.fromkeys(lines)))
+
+
 def resolve(source: str | Path | Mapping[str, Any], allow_imports: bool = False) -> Resolved:
     """Validate both stages; raise :class:`RecipeError` listing every problem found.
 
@@ -265,4 +282,7 @@ def resolve(source: str | Path | Mapping[str, Any], allow_imports: bool = False)
         raise RecipeError(f"{name}: ensemble.params: {exc}") from None
     if getattr(aggregate, "needs_global", False) and "whole" not in recipe.regions.views:
         raise RecipeError(f"{name}: regions.views: {recipe.aggregate.name} needs 'whole' among the views")
+    used = [("segmenter", recipe.segmenter.name, segmenter)]
+    used += [(f"scorers[{i}]", spec.name, s) for i, (spec, (_, s, _)) in enumerate(zip(recipe.scorers, scorers))]
+    _check_packages(name, used)
     return Resolved(recipe, name, segmenter, standard, scorers, aggregate, ensemble)

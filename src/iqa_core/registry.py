@@ -19,6 +19,7 @@ from importlib.machinery import PathFinder
 from importlib.metadata import entry_points, packages_distributions
 from pathlib import Path
 
+from . import contract
 from .api import COMPONENT_KINDS, Component
 from .errors import IQAError, PluginNotFound
 
@@ -42,7 +43,7 @@ class Entry:
             raise PluginNotFound(
                 f"{self.kind[:-1]} {self.name!r} from {self.distribution} could not be imported ({self.target}): {exc}"
             ) from exc
-        return _check_class(obj, self.kind, self.target)
+        return _check_class(obj, self.kind, f"{self.name!r} ({self.target}, from {self.distribution})")
 
 
 _in_process: dict[str, dict[str, type[Component]]] = {kind: {} for kind in KINDS}
@@ -83,7 +84,7 @@ def refresh() -> None:
 def register(kind: str, name: str, cls: type[Component]) -> None:
     """Register a class in-process under ``name`` (tests, notebooks)."""
     _check_kind(kind)
-    _in_process[kind][name] = _check_class(cls, kind, name)
+    _in_process[kind][name] = _check_class(cls, kind, repr(name))
 
 
 def unregister(kind: str, name: str) -> None:
@@ -156,4 +157,5 @@ def _check_class(obj: object, kind: str, where: str) -> type[Component]:
     base = COMPONENT_KINDS[kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise PluginNotFound(f"{where} is not a {base.__name__} subclass")
+    contract.check(obj, kind, where)
     return obj

@@ -29,6 +29,24 @@ def test_mean_and_area() -> None:
     assert agg("area").combine(np.array([9.0, 1.0, 5.0]), regions) == pytest.approx(4.0)
 
 
+def test_area_normalize_image_is_the_printed_inner_product() -> None:
+    # tiling regions (0.25 + 0.15 + 0.6 = 1): both readings agree
+    assert agg("area", normalize="image").combine(SCORES, REGIONS) == pytest.approx(3.6)
+    # overlapping masks (areas sum to 1.3) and a dropped complement (0.4): they differ
+    overlap = [G, Region("object", (0, 0, 9, 9), 0.8), Region("object", (0, 0, 5, 5), 0.5)]
+    scores = np.array([4.0, 6.0, 2.0])
+    assert agg("area").combine(scores, overlap) == pytest.approx((0.8 * 6 + 0.5 * 2) / 1.3)
+    assert agg("area", normalize="image").combine(scores, overlap) == pytest.approx(0.8 * 6 + 0.5 * 2)
+    no_complement = [G, A, B]
+    assert agg("area").combine(SCORES[:3], no_complement) == pytest.approx((0.25 * 6 + 0.15 * 2) / 0.4)
+    assert agg("area", normalize="image").combine(SCORES[:3], no_complement) == pytest.approx(0.25 * 6 + 0.15 * 2)
+    mixed = agg("mix_grained", normalize="image").combine(SCORES[:3], no_complement)
+    assert mixed == pytest.approx((4 + 0.25 * 6 + 0.15 * 2) / 2)
+    assert agg("mix_grained", normalize="image", local="mean").combine(SCORES[:3], no_complement) == 4.0
+    with pytest.raises(Exception, match="normalize"):
+        agg("area", normalize="images")
+
+
 def test_mix_grained() -> None:
     assert agg("mix_grained").combine(SCORES, REGIONS) == pytest.approx((4 + 3.6) / 2)
     assert agg("mix_grained", lam=0.5).combine(SCORES, REGIONS) == pytest.approx((4 + 0.5 * 3.6) / 1.5)

@@ -21,7 +21,8 @@ def test_range_values_and_labels(k):
     standard = FreeStandard({"levels": k})
     assert standard.values == tuple(float(v) for v in range(1, k + 1))
     assert standard.labels == tuple(str(v) for v in range(1, k + 1))
-    assert f"in the range 1 to {k}, a decimal number such as " in standard.user
+    assert f"in the range 1 to {k}, a decimal number. Only" in standard.user
+    assert f"in the range 1 to {k}, a decimal number such as " in FreeStandard({"levels": k, "example": True}).user
 
 
 def test_texts_list_no_levels():
@@ -30,15 +31,24 @@ def test_texts_list_no_levels():
     assert standard.system == NUMBER_SYSTEM
     assert standard.user == (
         "please evaluate the quality of the image and score in the range 1 to 7, a decimal "
+        "number. Only tell me the number. Do not analyze the image."
+    )
+    for word in ("Perfect", "Excellent", "Poor", "[1,2", "such as", "4.3"):
+        assert word not in standard.system + standard.user
+
+
+def test_example_is_an_option_that_changes_the_prompt_key():
+    plain, anchored = FreeStandard(), FreeStandard({"example": True})
+    assert anchored.user == (
+        "please evaluate the quality of the image and score in the range 1 to 7, a decimal "
         "number such as 4.3. Only tell me the number. Do not analyze the image."
     )
-    for word in ("Perfect", "Excellent", "Poor", "[1,2"):
-        assert word not in standard.system + standard.user
+    assert plain.prompt_key() != anchored.prompt_key()
 
 
 @pytest.mark.parametrize("k", [3, 5, 7, 9])
 def test_example_is_inside_the_range_and_not_a_level(k):
-    user = FreeStandard({"levels": k}).user
+    user = FreeStandard({"levels": k, "example": True}).user
     example = float(user.split("such as ")[1].split(". Only")[0])
     assert 1 < example < k and not example.is_integer()
 
