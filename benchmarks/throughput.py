@@ -183,9 +183,10 @@ def sample_views(paths: list[Path], per_image: int, seed: int = 0) -> list[Any]:
     return views
 
 
-def encode(scorer: Any, views: list[Any], standard: Any) -> Any:
-    """The scorer's model inputs for ``views`` on its device (its own processor call)."""
-    return scorer.prepare(views, standard).to(scorer.device, dtype=scorer.dtype)
+def encode(scorer: Any, view: Any, standard: Any) -> Any:
+    """The scorer's model inputs for one view on its device (its own processor call)."""
+    ((_, inputs),) = scorer.prepare([view], standard).buckets
+    return inputs.to(scorer.device, dtype=scorer.dtype)
 
 
 def time_scoring(
@@ -205,7 +206,7 @@ def time_scoring(
 
     tokens = []
     for view in views[: min(len(views), 16)]:
-        enc = encode(scorer, [view], standard)
+        enc = encode(scorer, view, standard)
         tokens.append(int(enc["attention_mask"].sum()))
     prompt_tokens = float(np.mean(tokens))
     lm_params = language_model_params(scorer.model)
@@ -216,11 +217,11 @@ def time_scoring(
     pad = scorer.tokenizer.pad_token_id
     subset = views[: max(1, naive_views)]
     with torch.inference_mode():
-        model.generate(**encode(scorer, subset[:1], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
+        model.generate(**encode(scorer, subset[0], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
         mem.start()
         with Timer(cuda) as tn:
             for view in subset:
-                model.generate(**encode(scorer, [view], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
+                model.generate(**encode(scorer, view, standard), max_new_tokens=1, do_sample=False, pad_token_id=pad)
         mem.stop("naive")
     naive_per_view = tn.s / len(subset)
     fraction = None
@@ -267,7 +268,7 @@ def naive_end_to_end(
                 view = View(crop_view(image, region, mode, regions_spec.min_view_side), key="")
                 try:  # the processor bug above: the product fails such a view too
                     model.generate(
-                        **encode(scorer, [view], standard), max_new_tokens=1, do_sample=False, pad_token_id=pad
+                        **encode(scorer, view, standard), max_new_tokens=1, do_sample=False, pad_token_id=pad
                     )
                 except Exception:
                     failed += 1

@@ -1,11 +1,18 @@
 """Standard-guided scoring with a multimodal LLM: one forward pass, K level-token logits.
 
 The paper greedily generates one answer token. Reading the logits of the K level tokens at
-the answer position (the last prompt position, once the chat template has opened the
-assistant turn) gives the same argmax with no invalid answers, plus a distribution whose
-expectation is a continuous score. All views of a batch go through one left-padded forward
-pass that keeps only the last position's logits (``logits_to_keep=1``), so the (N, L, V)
-logits of a 7B model are never materialised.
+the answer position gives the same argmax with no invalid answers, plus a distribution whose
+expectation is a continuous score. The answer position is where the reply's first character
+goes, which is not always right after the generation prompt: Janus-Pro's template writes
+``<|Assistant|>: 7`` after a generation prompt ending ``<|Assistant|>:``, and its byte-level
+tokenizer makes that space a token of its own; Qwen3 writes an empty thinking block first. At
+load, :func:`reply_opening` finds that text by rendering a reply and the prompt is extended
+with it, so the level tokens are read where the model writes the label.
+
+Views are batched by prompt length (:func:`length_buckets`): each bucket is one forward pass
+without padding that keeps only the last position's logits (``logits_to_keep=1``), so a
+view's scores do not depend on which other views share its batch, and the (N, L, V) logits
+of a 7B model are never materialised.
 
 ``answer: generate`` is Table 3 row 1 (no standard): the model writes a number, greedily, and
 the number becomes a two-level distribution whose expectation is that number.
@@ -18,10 +25,10 @@ from __future__ import annotations
 import os
 import re
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -47,6 +54,20 @@ class MLLMParams(Params):
     batch_size: int = Field(default=8, ge=1)
     answer: Literal["level_token", "generate"] = "level_token"
     max_new_tokens: int = Field(default=8, ge=1)
+
+
+class ChatParams(MLLMParams):
+    """Parameters of the scorers that build their prompt with the model's chat template."""
+
+    template_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments for apply_chat_template, e.g. {enable_thinking: false} for Qwen3",
+    )
+    answer_stem: str = Field(
+        default="",
+        description="text written after the assistant turn's opening, before the level label "
+        "(e.g. 'The quality of the image is '); end it as the model would before the label",
+    )
 
 
 # ------------------------------------------------------------------------- loading
@@ -196,6 +217,34 @@ def interpolated_levels(score: float, values: Sequence[float]) -> np.ndarray:
 
 # ------------------------------------------------------------------------ prompts
 
+Render = Callable[[list[dict[str, Any]], bool], str]
+"""(turns, add_generation_prompt) -> the chat template's text."""
+
+
+def assistant_turn(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def reply_opening(render: Render, turns: list[dict[str, Any]], label: str, model: str) -> str:
+    """What the chat template writes between the generation prompt and a reply's first character.
+
+    Renders the conversation with an assistant turn holding ``label`` (no generation prompt)
+    and with the generation prompt alone; the text between the end of the prompt and the label
+    is the opening: a space (Janus-Pro, LLaVA-1.5), nothing (Qwen2.5), an empty thinking block
+    (Qwen3 unless ``enable_thinking`` is false).
+    """
+    prompt = render(turns, True)
+    replied = render([*turns, assistant_turn(label)], False)
+    at = replied.find(label, len(prompt))
+    if not replied.startswith(prompt) or at < 0:
+        raise IQAError(
+            f"the chat template of {model!r} does not render a reply after its generation prompt "
+            f"(prompt ends {prompt[-40:]!r}, a reply {label!r} renders as {replied[len(prompt) - 40 :]!r}), "
+            "so the answer position cannot be found; use a model whose template writes replies after "
+            "the generation prompt"
+        )
+    return replied[len(prompt) : at]
+
 
 def conversation(system: str, user: str, role: SystemRole) -> list[dict[str, Any]]:
     """One image + the standard's texts as chat messages; the image itself travels separately.
@@ -211,20 +260,59 @@ def conversation(system: str, user: str, role: SystemRole) -> list[dict[str, Any
     return turns
 
 
-def template_accepts_system(processor: Any, system: str) -> bool:
+def template_accepts_system(render: Render, system: str) -> bool:
     """Whether the chat template renders a system turn: some raise, some silently drop it."""
     from jinja2.exceptions import TemplateError
 
     try:
-        text = processor.apply_chat_template(
-            conversation(system, "", "system"), add_generation_prompt=True, tokenize=False
-        )
+        text = render(conversation(system, "", "system"), True)
     except TemplateError:
         return False
     return system in text
 
 
+# ------------------------------------------------------------------------ views
+
+MAX_ASPECT = 100.0
+MIN_SIDE = 4
+"""Views thinner than 1:MAX_ASPECT or MIN_SIDE pixels are padded: image processors reject
+(Qwen2-VL: over 1:200) or misread extreme slivers (a 384x3 array looks channels-first, a
+1-pixel one too, and transformers' processors guess the channel axis from the shape)."""
+
+
+def fit_view(image: Any, max_pixels: int | None) -> Any:
+    """``image`` padded (black, centred) to at least MIN_SIDE pixels and at most 1:MAX_ASPECT,
+    and scaled down to at most ``max_pixels`` pixels, so a 12-megapixel whole view does not
+    become thousands of tokens."""
+    from PIL import Image, ImageOps
+
+    w, h = image.size
+    size = (max(w, MIN_SIDE, int(np.ceil(h / MAX_ASPECT))), max(h, MIN_SIDE, int(np.ceil(w / MAX_ASPECT))))
+    if size != (w, h):
+        image = ImageOps.pad(image, size, color=0)  # scales a view smaller than MIN_SIDE up, pads the rest
+        w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        scale = (max_pixels / (w * h)) ** 0.5
+        image = image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+    return image
+
+
+def length_buckets(attention_mask: torch.Tensor) -> list[list[int]]:
+    """Row indices grouped by prompt length (unpadded token count), in first-seen order."""
+    groups: dict[int, list[int]] = {}
+    for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
+        groups.setdefault(int(length), []).append(row)
+    return list(groups.values())
+
+
 # ------------------------------------------------------------------------ scorer
+
+
+class Prepared(NamedTuple):
+    """Model inputs for ``n`` views as equal-length buckets: (the views' rows, their inputs)."""
+
+    n: int
+    buckets: list[tuple[list[int], Any]]
 
 
 class MLLMScorer(Scorer):
@@ -291,29 +379,47 @@ class MLLMScorer(Scorer):
                 self._label_ids[key] = level_token_ids(tok, standard.labels, model, prompt)
         return self._label_ids[key]
 
+    # -------------------------------------------------------------- chat template
+
+    def render(self, turns: list[dict[str, Any]], generation: bool) -> str:
+        """The chat template's text for ``turns`` (with the generation prompt if ``generation``)."""
+        return self.processor.apply_chat_template(
+            turns, add_generation_prompt=generation, tokenize=False, **self.params.template_options
+        )
+
     def system_role(self, standard: Standard) -> SystemRole:
-        return "system" if template_accepts_system(self.processor, standard.system) else "prepend"
+        return "system" if template_accepts_system(self.render, standard.system) else "prepend"
+
+    def opened_reply(self, turns: list[dict[str, Any]], standard: Standard) -> str:
+        """The generation prompt, what the template writes before the reply's first character,
+        and the answer stem: the text after which the model writes the level label."""
+        opening = reply_opening(self.render, turns, standard.labels[0], self.params.model)
+        return self.render(turns, True) + opening + self.params.answer_stem
 
     def prompt(self, standard: Standard) -> str:
-        """Chat-formatted text up to the opened assistant turn, image placeholder unexpanded."""
+        """Chat-formatted text up to where the reply's label goes, image placeholder unexpanded."""
         key = standard.prompt_key()
         if key not in self._prompts:
             turns = conversation(standard.system, standard.user, self.system_role(standard))
-            self._prompts[key] = self.processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+            self._prompts[key] = self.opened_reply(turns, standard)
         return self._prompts[key]
+
+    # -------------------------------------------------------------- inputs
+
+    def fit(self, image: Any) -> Any:
+        """A view's image as the processor gets it (slivers padded, see :func:`fit_view`)."""
+        return fit_view(image, None)
 
     def processor_kwargs(self) -> dict[str, Any]:
         """Extra arguments for the processor call (e.g. Janus' generation mode)."""
         return {}
 
-    def prepare(self, views: Sequence[View], standard: Standard) -> Any:
-        """Left-padded model inputs for the views, on the CPU (the engine overlaps this with the
-        previous batch's forward pass)."""
-        text = self.prompt(standard)
+    def process(self, text: str, images: list[Any]) -> Any:
+        """One processor call: the prompt once per image, left-padded, on the CPU."""
         bos = self.tokenizer.bos_token
         return self.processor(
-            text=[text] * len(views),
-            images=[[view.image] for view in views],
+            text=[text] * len(images),
+            images=[[image] for image in images],
             padding=True,
             padding_side="left",
             # a template that writes BOS itself must not get a second one
@@ -322,22 +428,45 @@ class MLLMScorer(Scorer):
             **self.processor_kwargs(),
         )
 
-    def last_logits(self, inputs: Any) -> torch.Tensor:
-        """(N, V) next-token logits after each view's prompt, from one batched forward pass."""
-        inputs = inputs.to(self.device, dtype=self.dtype)
-        out = self.model(**inputs, logits_to_keep=1, use_cache=False)
-        return out.logits[:, -1, :]
+    def prepare(self, views: Sequence[View], standard: Standard) -> Prepared:
+        """Model inputs for the views, bucketed by prompt length so no row is padded: a view's
+        scores then do not depend on its batch. On the CPU (the engine overlaps this with the
+        previous batch's forward pass)."""
+        text = self.prompt(standard)
+        images = [self.fit(view.image) for view in views]
+        inputs = self.process(text, images)
+        buckets = length_buckets(inputs["attention_mask"])
+        if len(buckets) == 1:
+            return Prepared(len(views), [(buckets[0], inputs)])
+        return Prepared(len(views), [(rows, self.process(text, [images[i] for i in rows])) for rows in buckets])
 
-    def generated_ids(self, inputs: Any) -> list[list[int]]:
-        """The new token ids of each view's greedy answer, from one batched ``generate``."""
-        inputs = inputs.to(self.device, dtype=self.dtype)
-        out = self.model.generate(
-            **inputs,
-            max_new_tokens=self.params.max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return out[:, inputs["input_ids"].shape[1] :].tolist()
+    # -------------------------------------------------------------- model
+
+    def last_logits(self, prepared: Prepared) -> torch.Tensor:
+        """(N, V) next-token logits after each view's prompt, one forward pass per bucket."""
+        parts = []
+        for rows, inputs in prepared.buckets:
+            inputs = inputs.to(self.device, dtype=self.dtype)
+            parts.append((rows, self.model(**inputs, logits_to_keep=1, use_cache=False).logits[:, -1, :]))
+        out = parts[0][1].new_empty((prepared.n, parts[0][1].shape[-1]))
+        for rows, logits in parts:
+            out[rows] = logits
+        return out
+
+    def generated_ids(self, prepared: Prepared) -> list[list[int]]:
+        """The new token ids of each view's greedy answer, one ``generate`` per bucket."""
+        out: list[list[int]] = [[] for _ in range(prepared.n)]
+        for rows, inputs in prepared.buckets:
+            inputs = inputs.to(self.device, dtype=self.dtype)
+            new = self.model.generate(
+                **inputs,
+                max_new_tokens=self.params.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )[:, inputs["input_ids"].shape[1] :]
+            for row, ids in zip(rows, new.tolist(), strict=True):
+                out[row] = ids
+        return out
 
     def generated_levels(self, inputs: Any, standard: Standard) -> LevelProbs:
         """Greedy answers parsed as numbers, each represented by :func:`interpolated_levels`."""

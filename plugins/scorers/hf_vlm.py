@@ -1,6 +1,6 @@
 """Any transformers image-text-to-text model with a chat template, as a level scorer.
 
-Qwen2-VL / Qwen2.5-VL, LLaVA, Idefics3, Gemma 3 and the like load through
+Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA, Idefics3, Gemma 3 and the like load through
 ``AutoModelForImageTextToText`` + ``AutoProcessor``; the prompt is built with the model's own
 chat template, so each family sees the format it was trained on.
 """
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from iqa_core.api import Standard
 from iqa_core.errors import IQAError
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, SystemRole, template_accepts_system
+from iqa_plugins.scorers._mllm import ChatParams, MLLMScorer, SystemRole, fit_view, template_accepts_system
 
 
 class HFVLMScorer(MLLMScorer):
@@ -21,23 +23,35 @@ class HFVLMScorer(MLLMScorer):
     puts it at the start of the user turn; ``auto`` (default) uses a system turn when the chat
     template renders one and prepends otherwise (templates that raise on, or silently drop, a
     system turn, as some LLaVA / Gemma / Mistral templates do).
+
+    ``processor_options`` go to ``AutoProcessor.from_pretrained`` (e.g. ``min_pixels`` /
+    ``max_pixels`` of Qwen's image processor). ``max_pixels`` caps every view before the
+    processor sees it (scaled down, aspect kept): a 12-megapixel whole view would otherwise be
+    ~15k image tokens for Qwen2-VL. ``null`` turns the cap off.
     """
 
-    class Params(MLLMParams):
+    class Params(ChatParams):
         system_role: Literal["auto", "system", "prepend"] = "auto"
+        processor_options: dict[str, Any] = Field(
+            default_factory=dict, description="keyword arguments for AutoProcessor.from_pretrained"
+        )
+        max_pixels: int | None = Field(default=1024 * 1024, ge=1)
 
     def _load(self, source: str) -> tuple[Any, Any]:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(source, **self.hub_kwargs())
+        processor = AutoProcessor.from_pretrained(source, **self.hub_kwargs(), **self.params.processor_options)
         model = AutoModelForImageTextToText.from_pretrained(source, **self.hub_kwargs(), **self.model_kwargs())
         return model, processor
+
+    def fit(self, image: Any) -> Any:
+        return fit_view(image, self.params.max_pixels)
 
     def system_role(self, standard: Standard) -> SystemRole:
         role = self.params.system_role
         if role == "auto":
             return super().system_role(standard)
-        if role == "system" and not template_accepts_system(self.processor, standard.system):
+        if role == "system" and not template_accepts_system(self.render, standard.system):
             raise IQAError(
                 f"the chat template of {self.params.model!r} does not render a system turn; "
                 "set system_role to 'prepend' (or 'auto') for this model"

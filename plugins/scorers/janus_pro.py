@@ -1,26 +1,28 @@
 """Janus-Pro (DeepSeek) through transformers' native Janus classes, in text mode.
 
 The prompt follows the original Janus conversation format, system text first:
-``{system}\n\n<|User|>: <image_placeholder>\n{user}\n\n<|Assistant|>:``. The converted Hub
-checkpoints set ``use_default_system_prompt``, which would put Janus' generic assistant
-prompt before ours; the scorer turns it off and writes the standard's system text in its place.
-Janus can also generate images; ``generation_mode="text"`` makes the processor prepare an
-understanding prompt (no image-start token appended), and the forward pass reads the text head.
+``{system}\n\n<|User|>: <image_placeholder>\n{user}\n\n<|Assistant|>: ``. The trailing space is
+what the template writes before a reply (``<|Assistant|>: 7``) though its generation prompt
+stops at the colon; DeepSeek's tokenizer makes it a token of its own, so the level tokens are
+read after it (found from the template, see ``reply_opening``). The converted Hub checkpoints
+set ``use_default_system_prompt``, which would put Janus' generic assistant prompt before ours;
+the scorer turns it off and writes the standard's system text in its place. Janus can also
+generate images; ``generation_mode="text"`` makes the processor prepare an understanding prompt
+(no image-start token appended), and the forward pass reads the text head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from iqa_core.api import Standard, View
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, conversation
+from iqa_core.api import Standard
+from iqa_plugins.scorers._mllm import ChatParams, MLLMScorer, conversation
 
 
 class JanusProScorer(MLLMScorer):
     """Janus-Pro (transformers' JanusForConditionalGeneration): level-token probabilities."""
 
-    class Params(MLLMParams):
+    class Params(ChatParams):
         model: str = "deepseek-community/Janus-Pro-7B"
 
     def _load(self, source: str) -> tuple[Any, Any]:
@@ -34,19 +36,15 @@ class JanusProScorer(MLLMScorer):
     def prompt(self, standard: Standard) -> str:
         key = standard.prompt_key()
         if key not in self._prompts:
-            turn = self.processor.apply_chat_template(
-                conversation("", standard.user, "prepend"),
-                add_generation_prompt=True,
-                tokenize=False,
-            )
+            turn = self.opened_reply(conversation("", standard.user, "prepend"), standard)
             self._prompts[key] = f"{standard.system}\n\n{turn}" if standard.system else turn
         return self._prompts[key]
 
     def processor_kwargs(self) -> dict[str, Any]:
         return {"generation_mode": "text"}
 
-    def prepare(self, views: Sequence[View], standard: Standard) -> Any:
-        """Views resized so their long side is the model's input side before the processor.
+    def fit(self, image: Any) -> Any:
+        """The view resized so its long side is the model's input side before the processor.
 
         transformers' Janus image processor scales by ``int(side * 384 / long_side)``, which
         truncates to 383 for some aspect ratios (e.g. 307x135) and then fails the forward pass
@@ -54,13 +52,11 @@ class JanusProScorer(MLLMScorer):
         """
         from PIL import Image
 
+        image = super().fit(image)
         side = int(self.processor.image_processor.size["height"])
-        fitted = []
-        for view in views:
-            w, h = view.image.size
-            if max(w, h) != side:
-                scale = side / max(w, h)
-                size = (side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), side)
-                view = View(view.image.resize(size, Image.Resampling.BICUBIC), view.key, view.source)
-            fitted.append(view)
-        return super().prepare(fitted, standard)
+        w, h = image.size
+        if max(w, h) == side:
+            return image
+        scale = side / max(w, h)
+        size = (side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), side)
+        return image.resize(size, Image.Resampling.BICUBIC)

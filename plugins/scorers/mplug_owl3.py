@@ -14,13 +14,17 @@ Because the processor handles one conversation at a time and the media offsets o
 batch are not part of its documented interface, views are run one forward pass each.
 
 What has NOT been run here (no hub access, no weights): loading the real model, its processor,
-the scoring forward pass and ``generate``. The remote code imports
-``transformers.modeling_attn_mask_utils``, which transformers 5 removed, so it needs
-transformers 4 (4.56 or later: the scorers pass ``dtype``, and Janus-Pro needs 4.52); under
-transformers 5 loading stops with ModelUnavailable ("a package it needs
-is missing or incompatible"). Scoring calls the language model with ``use_cache=False``, so the
-cache methods transformers 4.55 removed are never reached. Tested here: the opt-in gate, the
-messages, the label check, and the missing-path error.
+the scoring forward pass and ``generate``. Its remote code (as published copies of
+``modeling_mplugowl3.py`` / ``modeling_hyper_qwen2.py`` show) imports
+``transformers.modeling_attn_mask_utils`` (gone in transformers 5.24) and builds its vision
+tower from ``transformers.models.siglip.modeling_siglip.SiglipVisionTransformer`` (a plain
+module up to 4.57, a pretrained-model class in 5.0, gone by 5.17), and needs ``einops`` and
+``torchvision``. Together with the scorers' ``dtype=`` argument (4.56+) that makes transformers
+4.56-4.57 the environment it is written for: the ``mplug-owl3`` extra. :func:`remote_code_support`
+checks the two imports before anything is downloaded, and names that environment when they fail.
+Scoring calls the language model with ``use_cache=False``, so the cache methods transformers
+4.55 removed are never reached. Tested here: the opt-in gate, the messages, the label check,
+the missing-path and wrong-transformers errors.
 """
 
 from __future__ import annotations
@@ -31,12 +35,37 @@ from typing import TYPE_CHECKING, Any
 from pydantic import model_validator
 
 from iqa_core.api import Standard, View
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer
+from iqa_core.errors import ModelUnavailable
+from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, fit_view
 
 if TYPE_CHECKING:
     import torch
 
 IMAGE_PLACEHOLDER = "<|image|>"
+NEEDED_TRANSFORMERS = "transformers 4.56-4.57 (pip install 'iqa[models,mplug-owl3]' in its own environment)"
+
+
+def remote_code_support() -> str | None:
+    """Why the installed transformers cannot run mPLUG-Owl3's remote code, or None if it can."""
+    import importlib
+
+    import transformers
+
+    needed = [
+        ("transformers.modeling_attn_mask_utils", None),
+        ("transformers.models.siglip.modeling_siglip", "SiglipVisionTransformer"),
+    ]
+    for module, name in needed:
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            found = None
+        if found is None or (name and not hasattr(found, name)):
+            missing = f"{module}.{name}" if name else module
+            return (
+                f"its remote code needs {NEEDED_TRANSFORMERS}; transformers {transformers.__version__} has no {missing}"
+            )
+    return None
 
 
 def owl3_messages(standard: Standard) -> list[dict[str, str]]:
@@ -78,6 +107,9 @@ class MPlugOwl3Scorer(MLLMScorer):
     def _load(self, source: str) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoTokenizer
 
+        if reason := remote_code_support():
+            raise ModelUnavailable(self.params.model, reason, "Run this scorer in that environment.")
+
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True, **self.hub_kwargs())
         model = AutoModel.from_pretrained(source, trust_remote_code=True, **self.hub_kwargs(), **self.model_kwargs())
         return model, model.init_processor(tokenizer)
@@ -89,7 +121,7 @@ class MPlugOwl3Scorer(MLLMScorer):
 
     def prepare(self, views: Sequence[View], standard: Standard) -> list[Any]:
         """One processed conversation per view (the processor takes one at a time)."""
-        return [self.processor(owl3_messages(standard), images=[v.image], videos=None) for v in views]
+        return [self.processor(owl3_messages(standard), images=[fit_view(v.image, None)], videos=None) for v in views]
 
     def generated_ids(self, inputs: list[Any]) -> list[list[int]]:
         """Greedy answers through the model's own ``generate`` (which returns the new tokens

@@ -2,10 +2,11 @@
 
 Each ``build_*`` function writes a model + processor directory with ``save_pretrained`` so a
 scorer loads it by path through exactly the code path a user's downloaded model takes. The
-tokenizer is built locally with the ``tokenizers`` library: a word-level vocabulary with the
-digits as single tokens, the special tokens the architecture needs and a small Jinja chat
-template in the style of the real model's. Weights are random (seeded), so scores mean
-nothing; shapes, padding, prompt and token plumbing are what the models exercise.
+tokenizer is built locally (:mod:`iqa_plugins.testing.tokenizers`) to behave like the real
+family's (byte-level BPE with isolated digits for Janus and Qwen, sentencepiece-style for
+LLaVA), with the special tokens the architecture needs and a chat template that renders the
+real format. Weights are random (seeded), so scores mean nothing; shapes, padding, prompt,
+answer position and token plumbing are what the models exercise.
 
 The image-token expansion of each processor is configured to match its vision tower's output
 length (Janus: (image_size / patch_size)^2; LLaVA: patches without CLS; Qwen2-VL: patches /
@@ -17,96 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-WORDS = (
-    "you are a helpful assistant to help me evaluate the quality of image will be given "
-    "standards about each level is listed as follows perfect excellent good fair bad poor "
-    "very higher score should please strictly follow user's format otherwise result invalid "
-    "and in only tell number do not analyze system user"
-).split()
-PUNCT = (".", ",", ":", "[", "]", "!", "'", "-")
-DIGITS = tuple(str(d) for d in range(10))
-
-# Chat templates in the style of each family: what matters is where the system text, the image
-# placeholder and the generation prompt go, and whether a system role is accepted.
-JANUS_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}<|User|>: {% elif message['role'] == 'assistant' %}"
-    "<|Assistant|>: {% else %}{{ message['role'] | capitalize }}: {% endif %}"
-    "{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' %}<image_placeholder>\n"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}\n\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
+from iqa_plugins.testing.tokenizers import (
+    JANUS_TEMPLATE,
+    LLAVA_TEMPLATE,
+    QWEN2_5_VL_TEMPLATE,
+    QWEN3_VL_TEMPLATE,
+    build_tokenizer,
 )
-# LLaVA-1.5 style, raising on a system turn as several real templates (Gemma, Mistral) do.
-LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-    "{% endif %}{{ message['role'] | upper }}: "
-    "{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' %}<image>\n"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }} {% endif %}"
-    "{% endfor %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
-QWEN2_VL_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def build_tokenizer(
-    specials: dict[str, str],
-    extra_special: dict[str, str],
-    chat_template: str,
-    tokenizer_class: str = "PreTrainedTokenizerFast",
-) -> Any:
-    """A word-level fast tokenizer: each word, punctuation mark and digit is one token.
-
-    ``specials`` maps the standard roles (bos_token, eos_token, pad_token, ...) to strings;
-    ``extra_special`` names model-specific tokens (``image_token``...) the processors read as
-    tokenizer attributes. Unknown words map to ``<unk>``. ``tokenizer_class`` names the
-    transformers class to wrap it in (see :func:`tokenizer_class_for`).
-    """
-    import transformers
-    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    special_tokens = list(dict.fromkeys(["<unk>", *specials.values(), *extra_special.values()]))
-    vocab = {tok: i for i, tok in enumerate([*special_tokens, *DIGITS, *PUNCT, *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)]
-    )
-    if bos := specials.get("bos_token"):  # like Llama tokenizers: BOS before every text
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
-        )
-    tokenizer = getattr(transformers, tokenizer_class)(
-        tokenizer_object=backend,
-        model_input_names=["input_ids", "attention_mask"],  # as the real families' (no type ids)
-        unk_token="<unk>",
-        extra_special_tokens=extra_special,
-        **specials,
-    )
-    # ``add_tokens(special_tokens=True)`` is spelled the same in transformers 4 and 5 (the
-    # ``add_special_tokens`` replace flag was renamed): the markers are never split or normalised.
-    tokenizer.add_tokens(
-        [AddedToken(tok, special=True, normalized=False) for tok in special_tokens],
-        special_tokens=True,
-    )
-    tokenizer.chat_template = chat_template
-    return tokenizer
 
 
 def tokenizer_class_for(processor_cls: type) -> str:
@@ -192,6 +110,7 @@ def build_janus(
 
     dims = dims or JANUS_TINY
     tokenizer = build_tokenizer(
+        "byte_level",
         {
             "bos_token": "<|begin_of_sentence|>",
             "eos_token": "<|end_of_sentence|>",
@@ -221,6 +140,7 @@ def build_janus(
         vision_config=JanusVisionConfig(**dims["vision"]),
         vq_config=JanusVQVAEConfig(**dims["vq"]),
         image_token_id=tokenizer.convert_tokens_to_ids("<image_placeholder>"),
+        tie_word_embeddings=False,  # as Janus-Pro's DeepSeek-LLM language model
     )
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
@@ -254,6 +174,7 @@ def build_llava(out: str | Path, seed: int = 0) -> Path:
     )
 
     tokenizer = build_tokenizer(
+        "metaspace",
         {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"},
         {"image_token": "<image>"},
         LLAVA_TEMPLATE,
@@ -300,75 +221,174 @@ def build_llava(out: str | Path, seed: int = 0) -> Path:
     return _save(model, processor, out)
 
 
-def build_qwen2_vl(out: str | Path, seed: int = 0) -> Path:
-    """Qwen2-VL: images resized to ~56x56 px, patch 14, merge 2 -> about 4 image tokens each.
+QWEN_SPECIALS = {
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_start_token": "<|vision_start|>",
+    "vision_end_token": "<|vision_end|>",
+    "im_start_token": "<|im_start|>",
+}
 
-    Token counts follow each image's aspect ratio, so a batch of differently shaped views has
-    prompts of different lengths: that exercises left padding.
+
+def _qwen_tokenizer(chat_template: str, processor_cls: type) -> Any:
+    """Qwen's byte-level tokenizer; ``<think>`` markers are added (not special) tokens, as in Qwen3."""
+    tokenizer = build_tokenizer(
+        "byte_level",
+        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+        QWEN_SPECIALS,
+        chat_template,
+        tokenizer_class_for(processor_cls),
+    )
+    tokenizer.add_tokens(["<think>", "</think>"])
+    return tokenizer
+
+
+def _qwen_text(tokenizer: Any, **extra: Any) -> dict[str, Any]:
+    """Qwen text-model dims with multimodal RoPE sections summing to head_dim / 2 = 8."""
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], **extra}
+    return {
+        **_text_dims(len(tokenizer)),
+        # transformers 5 reads rope_parameters; transformers 4 reads rope_scaling + rope_theta
+        "rope_parameters": rope,
+        "rope_scaling": {key: value for key, value in rope.items() if key != "rope_theta"},
+        "rope_theta": 10000.0,
+        "bos_token_id": None,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def _qwen_tokens(tokenizer: Any) -> dict[str, int]:
+    ids = tokenizer.convert_tokens_to_ids
+    return {
+        "image_token_id": ids("<|image_pad|>"),
+        "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"),
+        "vision_end_token_id": ids("<|vision_end|>"),
+    }
+
+
+def _qwen_build(family: str, out: str | Path, seed: int) -> Path:
+    """Qwen2-VL, Qwen2.5-VL or Qwen3-VL: images resized to 3x3..4x4 merged patches (9-16 image
+    tokens), patch 14 (16 for Qwen3-VL), merge 2.
+
+    Token counts follow each image's aspect ratio, so differently shaped views have prompts of
+    different lengths: that exercises the length buckets.
     """
     import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers as tf
 
-    tokenizer = build_tokenizer(
-        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-        {
-            "image_token": "<|image_pad|>",
-            "video_token": "<|video_pad|>",
-            "vision_start_token": "<|vision_start|>",
-            "vision_end_token": "<|vision_end|>",
-            "im_start_token": "<|im_start|>",
-        },
-        QWEN2_VL_TEMPLATE,
-        tokenizer_class_for(Qwen2VLProcessor),
-    )
-    patch, merge = 14, 2
-    pixels = {
-        "shortest_edge": 3 * 3 * (patch * merge) ** 2,
-        "longest_edge": 4 * 4 * (patch * merge) ** 2,
-    }
-    ids = tokenizer.convert_tokens_to_ids
-    config = Qwen2VLConfig(
-        text_config={
-            **_text_dims(len(tokenizer)),
-            # transformers 5 reads rope_parameters; transformers 4 reads rope_scaling + rope_theta
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 3, 3],
-            },
-            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-            "rope_theta": 10000.0,
-            "bos_token_id": None,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "depth": 1,
-            "embed_dim": 32,
-            "hidden_size": 32,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": patch,
-            "spatial_merge_size": merge,
-            "temporal_patch_size": 2,
-        },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+    merge = 2
+    patch = 16 if family == "qwen3_vl" else 14
+    pixels = {"shortest_edge": 3 * 3 * (patch * merge) ** 2, "longest_edge": 4 * 4 * (patch * merge) ** 2}
+    vision: dict[str, Any] = {"depth": 1, "hidden_size": 32, "num_heads": 2, "patch_size": patch}
+    vision.update(spatial_merge_size=merge, temporal_patch_size=2)
+    if family == "qwen2_vl":
+        names = ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor")
+        template, text_extra = QWEN2_5_VL_TEMPLATE, {}
+        vision.update(embed_dim=32, mlp_ratio=2)
+    elif family == "qwen2_5_vl":
+        names = ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor")
+        template, text_extra = QWEN2_5_VL_TEMPLATE, {}
+        vision.update(intermediate_size=64, out_hidden_size=32, window_size=56, fullatt_block_indexes=[0])
+    else:
+        names = ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor")
+        template, text_extra = QWEN3_VL_TEMPLATE, {"mrope_interleaved": True}
+        vision.update(
+            intermediate_size=64, out_hidden_size=32, num_position_embeddings=64, deepstack_visual_indexes=[0]
+        )
+    config_cls, model_cls, processor_cls = (getattr(tf, name) for name in names)
+    tokenizer = _qwen_tokenizer(template, processor_cls)
+    config = config_cls(
+        text_config=_qwen_text(tokenizer, **text_extra), vision_config=vision, **_qwen_tokens(tokenizer)
     )
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=patch, merge_size=merge),
-        video_processor=Qwen2VLVideoProcessor(size=pixels, patch_size=patch, merge_size=merge),
+    model = model_cls(config)
+    sizes = {"size": pixels, "patch_size": patch, "merge_size": merge}
+    video_cls = tf.Qwen3VLVideoProcessor if family == "qwen3_vl" else tf.Qwen2VLVideoProcessor
+    processor = processor_cls(
+        image_processor=tf.Qwen2VLImageProcessor(**sizes),
+        video_processor=video_cls(**sizes),
         tokenizer=tokenizer,
-        chat_template=QWEN2_VL_TEMPLATE,
+        chat_template=template,
     )
     return _save(model, processor, out)
+
+
+def build_qwen2_vl(out: str | Path, seed: int = 0) -> Path:
+    """Qwen2-VL (same chat format as Qwen2.5-VL); see :func:`_qwen_build`."""
+    return _qwen_build("qwen2_vl", out, seed)
+
+
+def build_qwen2_5_vl(out: str | Path, seed: int = 0) -> Path:
+    """Qwen2.5-VL (windowed vision attention); see :func:`_qwen_build`."""
+    return _qwen_build("qwen2_5_vl", out, seed)
+
+
+def build_qwen3_vl(out: str | Path, seed: int = 0) -> Path:
+    """Qwen3-VL (deepstack vision features, interleaved mRoPE, thinking template); see
+    :func:`_qwen_build`."""
+    return _qwen_build("qwen3_vl", out, seed)
+
+
+def teach_reply(model: Any, chain: list[int], levels: list[int], answer_inputs: list[Any]) -> None:
+    """Make a random model write ``chain[1:]`` after ``chain[0]`` and then a level token, as a
+    trained model follows its chat format (e.g. ``":"`` -> ``"Ġ"`` -> a digit for Janus-Pro),
+    with the level depending on the image. Changes the weights in place.
+
+    ``answer_inputs`` are model inputs ending with ``chain`` (e.g. the scorer's prepared batches
+    for a few views, whose prompts end where the level is written). The chain tokens'
+    embeddings are scaled up, so that in a pre-norm transformer the hidden state at each chain
+    position is nearly the same for every view and differs between positions. The output row of
+    each chain token's successor is set to answer that position's mean hidden state; every level
+    row gets a common component that answers the last position's mean (beating every other
+    token there) plus a random direction within that position's image-dependent spread, which
+    picks the level. Both parts are orthogonal to the earlier positions' means, so no level is
+    written early; at those positions each level gets a fixed random logit instead (outside the
+    last position's space), so that reading the levels one position early gives an unrelated
+    answer, as it does in a trained model.
+    """
+    import torch
+
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    if embed.data_ptr() == head.data_ptr():
+        raise ValueError("teach_reply needs untied input and output embeddings")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tok in set(chain):
+            embed[tok] *= 30.0
+        hidden = torch.cat([chain_hidden(model, inputs, len(chain)) for inputs in answer_inputs]).to(head.dtype)
+        means = hidden.mean(dim=0)  # (len(chain), H)
+        for position, following in enumerate(chain[1:]):
+            head[following] = 20 * means[position] / means[position].norm() ** 2
+        earlier = torch.linalg.qr(means[:-1].T).Q if len(chain) > 1 else means[:0].T  # (H, k)
+
+        def outside_earlier(x: torch.Tensor) -> torch.Tensor:
+            return x - (x @ earlier) @ earlier.T
+
+        unit = outside_earlier(means[-1])
+        unit /= unit.norm()
+        spread = outside_earlier(hidden[:, -1] - means[-1])
+        spread -= torch.outer(spread @ unit, unit)
+        answer_space = torch.linalg.qr(torch.cat([means[-1:], spread]).T).Q
+        decoys = [x - (x @ answer_space) @ answer_space.T for x in means[:-1]]
+        for level in levels:
+            direction = torch.randn(len(spread), generator=generator) @ spread
+            head[level] = 20 * unit / (unit @ means[-1]) + 3 * direction / direction.norm() / spread.norm(dim=1).max()
+            for decoy, mean in zip(decoys, means[:-1]):
+                head[level] += 5 * torch.randn((), generator=generator) * decoy / (decoy @ mean)
+
+
+def chain_hidden(model: Any, inputs: Any, k: int) -> Any:
+    """(N, k, H) hidden states the output layer gets at the last ``k`` positions of ``inputs``."""
+    import torch
+
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        with torch.inference_mode():
+            model(**inputs, logits_to_keep=k, use_cache=False)
+    finally:
+        hook.remove()
+    return seen[0][:, -k:].clone()

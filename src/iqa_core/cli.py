@@ -69,6 +69,7 @@ def run(
     Exit status: 0 all scored, 1 some images failed (see the error column), 2 a usage error
     (or the store cannot be used), 3 a device worker died, 130 interrupted (a rerun resumes).
     """
+    from . import following
     from .engine import Pipeline
     from .outputs import check_output_path, write_results
     from .recipe import resolve
@@ -102,13 +103,12 @@ def run(
     if written:
         summary += f"; wrote {', '.join(map(str, written))}"
     click.echo(summary, err=True)
-    if stats["views_off_level"]:
-        click.echo(
-            f"  note: for {stats['views_off_level']} of {stats['views_scored']} views the model's most likely "
-            "next token was not a level label (the level probabilities are still read; see "
-            "view_scores.top_is_level in the store)",
-            err=True,
-        )
+    shares = following.fractions(stats)
+    if shares:
+        listed = ", ".join(f"{scorer} {share:.0%}" for scorer, share in shares.items())
+        click.echo(f"  prompt-following (views whose top token was a level label): {listed}", err=True)
+    for line in following.warnings(shares):
+        click.echo(f"  {line}", err=True)
     _warn_repaired(stats["store_rows_repaired"], pipeline.store.path)
     for r in failed[:10]:
         click.echo(f"  failed: {r.error}", err=True)
@@ -267,6 +267,7 @@ def eval_cmd(
     progress: bool | None,
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
+    from . import following
     from .evaluate import DatasetSpec, evaluate, expand_recipes
     from .extras import EVAL, require
     from .report import render_text
@@ -285,6 +286,8 @@ def eval_cmd(
         sys.exit(INTERRUPTED)
     click.echo(render_text(result.rows))
     for row in result.rows:
+        for line in following.warnings(row.get("prompt_following", {})):
+            click.echo(f"{row['recipe']} on {row['dataset']}: {line}", err=True)
         if row.get("n_failed"):
             click.echo(
                 f"{row['recipe']} on {row['dataset']}: {row['n_failed']} images failed (see the predictions CSV)",

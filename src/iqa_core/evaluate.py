@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalog
+from . import catalog, following
 from .api import ImageResult
 from .datasets import Item, load_dataset, resolve_name
 from .engine import Pipeline
@@ -193,6 +193,7 @@ def evaluate(
             results = run_pipeline(pipeline, paths, progress=progress)
             row = metrics_row(name, dataset, items, results)
             row["scorer_calls"] = pipeline.stats["scorer_calls"]
+            row["prompt_following"] = following.fractions(pipeline.stats)
             repaired += pipeline.stats["store_rows_repaired"]
             rows.append(row)
             slug = f"{_slug(name)}_{dataset}"

@@ -280,4 +280,5 @@ def test_summary_notes_views_whose_top_token_was_not_a_level(tmp_path: Path, ima
     path.write_text(yaml.safe_dump(data))
     res = invoke("run", "--recipe", path, images, "--allow-import")  # this test module is not installed
     assert res.exit_code == 0, res.output
-    assert "note: for 6 of 12 views the model's most likely next token was not a level label" in res.stderr
+    assert "prompt-following (views whose top token was a level label): " in res.stderr
+    assert "_OffLevel 50%" in res.stderr and "warning" not in res.stderr

@@ -36,6 +36,7 @@ from iqa_plugins.standards.levels import (  # noqa: E402
     WordStandard,
 )
 from iqa_plugins.testing import tiny_vlm  # noqa: E402
+from iqa_plugins.testing.tokenizers import QWEN2_5_VL_TEMPLATE, build_tokenizer  # noqa: E402
 
 ARCHS = {"janus": JanusProScorer, "llava": HFVLMScorer, "qwen2_vl": HFVLMScorer}
 STD = WordStandard({"levels": 7})
@@ -86,7 +87,7 @@ def test_probs_are_distributions_over_levels(scorers, views, arch):
 def test_batch_equals_views_scored_alone(scorers, views, arch):
     batched = scorers[arch].score(views, STD)
     alone = [scorers[arch].score([v], STD) for v in views]
-    np.testing.assert_allclose(batched.probs, np.concatenate([a.probs for a in alone]), atol=1e-5)
+    np.testing.assert_allclose(batched.probs, np.concatenate([a.probs for a in alone]), rtol=0, atol=1e-6)
     assert batched.top_is_level.tolist() == [bool(a.top_is_level[0]) for a in alone]
 
 
@@ -100,18 +101,18 @@ def test_views_change_scores(scorers, views):
     assert not np.allclose(out.probs[0], out.probs[1])
 
 
-def test_batch_is_left_padded(scorers, views):
-    mask = scorers["qwen2_vl"].prepare(views, STD)["attention_mask"]
-    assert (mask[:, 0] == 0).any(), "views of different shapes should need padding"
-    assert (mask[:, -1] == 1).all(), "padding must be on the left so the last position is the answer"
+def test_batch_is_not_padded(scorers, views):
+    prepared = scorers["qwen2_vl"].prepare(views, STD)
+    assert len(prepared.buckets) > 1, "views of different shapes should have prompts of different lengths"
+    assert all(bool(inputs["attention_mask"].all()) for _, inputs in prepared.buckets)
+    assert sorted(row for rows, _ in prepared.buckets for row in rows) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
-def test_matches_plain_transformers_forward(scorers, views, arch):
-    """Same numbers as the documented transformers path: templated with the image, full logits."""
-    scorer = scorers[arch]
-    role = "system" if arch == "qwen2_vl" else "prepend"
-    turns = conversation(STD.system, STD.user, role)
+def test_matches_plain_transformers_forward(scorers, views):
+    """Same numbers as the documented transformers path: templated with the image, full logits
+    (Qwen2-VL's template writes the reply right after its generation prompt)."""
+    scorer = scorers["qwen2_vl"]
+    turns = conversation(STD.system, STD.user, "system")
     turns[-1]["content"][0]["image"] = views[0].image
     inputs = scorer.processor.apply_chat_template(
         turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
@@ -151,7 +152,7 @@ def test_qwen2_vl_uses_system_turn(scorers):
 def test_llava_template_without_system_gets_it_prepended(scorers):
     prompt = scorers["llava"].prompt(STD)
     assert prompt.startswith(f"USER: <image>\n{STD.system}\n\n{STD.user}")
-    assert prompt.endswith("ASSISTANT:")
+    assert prompt.endswith("ASSISTANT: ")  # the reply's opening space (Vicuna format)
 
 
 def test_explicit_system_role_on_template_without_one(model_dirs):
@@ -164,11 +165,13 @@ def test_janus_prompt_replaces_default_system_prompt(scorers, views):
     scorer = scorers["janus"]
     prompt = scorer.prompt(STD)
     assert prompt.startswith(f"{STD.system}\n\n<|User|>: <image_placeholder>\n{STD.user}")
-    assert prompt.endswith("<|Assistant|>:")
-    tokens = scorer.tokenizer.convert_ids_to_tokens(scorer.prepare(views[:1], STD)["input_ids"][0])
+    assert prompt.endswith("<|Assistant|>: ")  # replies are written "<|Assistant|>: 7"
+    ids = scorer.prepare(views[:1], STD).buckets[0][1]["input_ids"][0]
+    tokens = scorer.tokenizer.convert_ids_to_tokens(ids)
     # one BOS, then the standard's system text (not Janus' "helpful language and vision" prompt)
-    assert tokens[:6] == ["<|begin_of_sentence|>", "you", "are", "a", "helpful", "assistant"]
-    assert tokens.count("<image_placeholder>") == 576 and tokens[-2:] == ["<|Assistant|>", ":"]
+    assert tokens[0] == "<|begin_of_sentence|>" and tokens.count("<|begin_of_sentence|>") == 1
+    assert scorer.tokenizer.decode(ids[1:]).startswith(STD.system)
+    assert tokens.count("<image_placeholder>") == 576 and tokens[-3:] == ["<|Assistant|>", ":", "Ġ"]
 
 
 # ------------------------------------------------------------------ user errors
@@ -229,6 +232,27 @@ def test_mplug_missing_path_is_model_unavailable():
         scorer.load(STD)
 
 
+@pytest.mark.parametrize("lacking", ["attention-mask utils", "siglip vision transformer"])
+def test_mplug_on_a_transformers_without_its_imports_names_the_one_it_needs(monkeypatch, tmp_path, lacking):
+    """Checked before anything is downloaded: a one-line error naming the transformers it needs."""
+    import types
+
+    masks, siglip = "transformers.modeling_attn_mask_utils", "transformers.models.siglip.modeling_siglip"
+    if lacking == "attention-mask utils":  # as in transformers 5.24
+        monkeypatch.setitem(sys.modules, masks, None)
+        missing = masks
+    else:  # as in transformers 5.17: the masks module is there, the vision transformer is not
+        monkeypatch.setitem(sys.modules, masks, types.ModuleType(masks))
+        monkeypatch.setitem(sys.modules, siglip, types.ModuleType(siglip))
+        missing = f"{siglip}.SiglipVisionTransformer"
+    scorer = MPlugOwl3Scorer({"model": str(tmp_path), "trust_remote_code": True})
+    with pytest.raises(ModelUnavailable) as err:
+        scorer.load(STD)
+    message = str(err.value)
+    assert "needs transformers 4.56-4.57" in message and f"has no {missing}" in message
+    assert "iqa[models,mplug-owl3]" in message and "\n" not in message
+
+
 def test_mplug_messages():
     messages = owl3_messages(STD)
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
@@ -242,14 +266,14 @@ def test_mplug_messages():
 
 
 def test_label_check_on_qwen_style_tokenizer():
-    tokenizer = tiny_vlm.build_tokenizer(
-        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, {}, tiny_vlm.QWEN2_VL_TEMPLATE
+    tokenizer = build_tokenizer(
+        "byte_level", {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, {}, QWEN2_5_VL_TEMPLATE
     )
     prompt = "<|im_start|>assistant\n"
     ids = level_token_ids(tokenizer, STD.labels, "qwen-style", prompt)
     assert tokenizer.convert_ids_to_tokens(ids) == list(STD.labels)
-    with pytest.raises(IQAError, match="'Very Bad' is 2 tokens"):
-        level_token_ids(tokenizer, ("Good", "Very Bad"), "qwen-style", prompt)
+    with pytest.raises(IQAError, match=r"'Very Bad' is \d tokens \[.*'ĠBad'\]"):
+        level_token_ids(tokenizer, ("1", "Very Bad"), "qwen-style", prompt)
 
 
 def sentencepiece_style_tokenizer():
@@ -352,15 +376,11 @@ def test_generate_mode_matches_one_view_at_a_time(generating, views, arch):
 
 
 def test_generate_mode_parses_decoded_answers(generating, views, monkeypatch):
-    """Stands in for the model's answers (the word-level test tokenizer decodes "4.3" as
-    "4 . 3"): the text each answer decodes to, keyed by its token ids."""
+    """Stands in for the model's answers: token ids the tokenizer decodes to these texts."""
     scorer = generating["qwen2_vl"]
-    answers = {"4.3": ["4", ".", "3"], "score 9": ["score", "9"], "7": ["7"], "good": ["good"]}
-    ids = {text: scorer.tokenizer.convert_tokens_to_ids(toks) for text, toks in answers.items()}
-    texts = {tuple(i): text for text, i in ids.items()}
-    monkeypatch.setattr(scorer.tokenizer, "decode", lambda i, **kw: texts[tuple(i)])
+    ids = {text: scorer.tokenizer.encode(text, add_special_tokens=False) for text in ("4.3", "score 9", "7", "good")}
     batch = [ids["4.3"], ids["score 9"], ids["7"]]
-    monkeypatch.setattr(scorer, "generated_ids", lambda inputs: batch[: len(inputs["input_ids"])])
+    monkeypatch.setattr(scorer, "generated_ids", lambda prepared: batch[: prepared.n])
     out = scorer.score(views, FREE)
     np.testing.assert_allclose(decode(out, "expected"), [4.3, 7.0, 7.0], atol=1e-12)
     assert out.top_is_level.tolist() == [True, False, True]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import following
 from ..api import ImageResult, LevelProbs, RegionScore, region_dict
 from ..decode import decode
 from .items import Item, Window, describe
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 def results(pipeline: Pipeline, window: Window) -> Iterator[ImageResult]:
     """Each image of a fully scored window, in input order."""
+    for label, stored in window.stored.items():
+        for levels in stored:
+            following.count(pipeline.stats, label, levels)
     for item in window.items:
         if item.cached is not None:
             pipeline.stats["results_cached"] += 1

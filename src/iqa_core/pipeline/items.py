@@ -38,6 +38,7 @@ class Window:
 
     items: list[Item]
     levels: dict[str, dict[ViewKey, LevelProbs]] = field(default_factory=dict)
+    stored: dict[str, list[LevelProbs]] = field(default_factory=dict)  # of levels, those read from the store
     failed: dict[str, dict[ViewKey, str]] = field(default_factory=dict)
 
     @property

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import following
 from ..api import LevelProbs, Region, Scorer, Standard, View
 from ..errors import IQAError
 from ..store import ViewKey
@@ -59,6 +60,7 @@ def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std
     with pipeline.store_lock:
         found = pipeline.store.get_levels(wanted)
     window.levels[label] = found
+    window.stored[label] = list(found.values())  # counted for prompt-following in the scoring thread
     window.failed[label] = {}
     pipeline.stats["views_cached"] += len(found)
     pending = sorted((k for k in wanted if k not in found), key=lambda k: _area(wanted[k][1].bbox))
@@ -134,8 +136,7 @@ def _forward(
     pipeline.stats["scorer_calls"] += 1
     pipeline.stats["views_scored"] += len(keys)
     check_levels(label, levels, len(keys))
-    if levels.top_is_level is not None:  # the prompt-following diagnostic
-        pipeline.stats["views_off_level"] += int(np.count_nonzero(~levels.top_is_level))
+    following.count(pipeline.stats, label, levels)
     return levels
 
 
