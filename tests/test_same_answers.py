@@ -1,8 +1,8 @@
 """The streaming pipeline gives the old engine's answers on tiny real models (CPU).
 
 The reference, ``data/old_engine_scores.json``, was computed once with the chunk-at-a-time
-engine at commit d7e4d48 (``main`` before the stages) from the same seeded models, images
-and recipe, by ``summary(load_recipe(tiny_recipe(models)).score_many(write_inputs(folder)))``.
+engine (``main`` at 4e40dc8, whose engine.py is still the one before the stages) from the
+same seeded models, images and recipe, by ``summary(load_recipe(tiny_recipe(models)).score_many(write_inputs(folder)))``.
 """
 
 from __future__ import annotations
