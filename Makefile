@@ -12,6 +12,8 @@ IMAGES ?= images
 OUT ?= results.csv
 TORCH_INDEX_URL ?=
 TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
+# e.g. BENCH_ARGS='--device cuda --json bench.json' on a GPU machine
+BENCH_ARGS ?=
 
 .PHONY: setup test run demo bench
 
@@ -38,4 +40,4 @@ demo: setup
 	$(BIN)/iqa demo
 
 bench: setup
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)

@@ -13,7 +13,9 @@ Notes on Table 2 as the installed ``sam2`` (1.1.0) interprets it:
   the input and of ``max_side``; no opencv is involved. The package does this with a
   CUDA extension (``sam2._C``); where that is not built (``SAM2_BUILD_CUDA=0``,
   CPU-only installs) the package would warn and skip it, so this plugin runs the same
-  8-connected component filter with scipy instead.
+  8-connected component filter itself (``_components.py``): for all candidates of a batch
+  in one pass, with tensor operations on an accelerator (no copy to the host), with
+  scipy on the CPU.
 * ``crop_n_points_downscale_factor=1.2`` is accepted as printed: the package only
   uses it as ``points_per_side / factor**layer``, and with ``crop_n_layers=0`` it has
   no effect.
@@ -25,7 +27,8 @@ candidate (points x 3) to the working resolution, then filters them, RLE-encodes
 survivor on the CPU and decodes the kept ones again; when most candidates survive that is
 seconds per image. This plugin runs the same steps in an order that is cheaper and gives the
 same masks, bit for bit: the predicted-IoU filter first (it needs no mask), the small-region
-filter on the survivors at the 256x256 logit size (where the package runs it too), then per
+filter on the survivors at the 256x256 logit size (where the package runs it too; on the
+model's device, all survivors of a batch at once, see ``_components.py``), then per
 chunk of survivors the same bilinear upsampling, stability score, threshold, boxes and box NMS
 as the package, on the model's device and without RLE; only the kept masks are upsampled a
 second time and copied to the host. So the cost is bounded by ``max_side`` (not by the input
@@ -383,7 +386,7 @@ def _fit_predictor(predictor: Any, image_size: int, min_area: int) -> None:
 
     The predictor hard-codes the backbone feature sizes of a 1024-pixel model; they are
     set from the model's ``image_size`` (unchanged for released models). Without the
-    ``sam2._C`` extension the small-region filter runs on the CPU (see module notes).
+    ``sam2._C`` extension the small-region filter is this plugin's (see module notes).
     """
     predictor._bb_feat_sizes = [(image_size // s, image_size // s) for s in (4, 8, 16)]
     if min_area <= 0:
@@ -392,36 +395,18 @@ def _fit_predictor(predictor: Any, image_size: int, min_area: int) -> None:
         from sam2 import _C  # noqa: F401
     except ImportError:
         transforms = predictor._transforms
-        transforms.postprocess_masks = lambda masks, orig_hw: _postprocess_cpu(
+        transforms.postprocess_masks = lambda masks, orig_hw: _postprocess(
             masks, orig_hw, transforms.mask_threshold, min_area
         )
 
 
-def _postprocess_cpu(masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, max_area: int) -> torch.Tensor:
-    """Fill background holes and drop foreground islands of <= ``max_area`` low-res pixels,
-    then upsample to ``orig_hw``: the package's post-processing, with scipy's labelling."""
-    import torch
+def _postprocess(masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, max_area: int) -> torch.Tensor:
+    """The package's post-processing: the small-region filter, then upsampling to ``orig_hw``."""
     import torch.nn.functional as F
 
-    logits = masks.float()
-    fg = (logits > threshold).cpu().numpy()
-    hole = torch.from_numpy(_small_components(~fg, max_area)).to(logits.device)
-    island = torch.from_numpy(_small_components(fg, max_area)).to(logits.device)
-    logits = torch.where(hole, threshold + 10.0, logits)
-    logits = torch.where(island, threshold - 10.0, logits)
-    return F.interpolate(logits, orig_hw, mode="bilinear", align_corners=False)
+    from iqa_plugins.segmenters._components import fill_small_regions
 
-
-def _small_components(binary: np.ndarray, max_area: int) -> np.ndarray:
-    """Pixels of 8-connected components of at most ``max_area`` pixels, per (h, w) slice."""
-    from scipy import ndimage
-
-    structure = np.zeros((3,) * binary.ndim, dtype=bool)
-    structure[(1,) * (binary.ndim - 2)] = True  # connect within each 2-D slice only
-    labels, _ = ndimage.label(binary, structure=structure)
-    small = np.bincount(labels.ravel()) <= max_area
-    small[0] = False
-    return small[labels]
+    return F.interpolate(fill_small_regions(masks, threshold, max_area), orig_hw, mode="bilinear", align_corners=False)
 
 
 # Candidates upsampled to the working resolution at once: bounds the float32 memory of a step
@@ -448,6 +433,8 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
     )
     from torchvision.ops.boxes import batched_nms
 
+    from iqa_plugins.segmenters._components import fill_small_regions
+
     g = generator
     predictor = g.predictor
     h, w = image.shape[:2]
@@ -471,10 +458,9 @@ def _generate_fast(generator: Any, image: np.ndarray) -> list[np.ndarray]:
             low, iou = low[keep], iou[keep]
         if len(low) == 0:
             continue
-        # the package's post-processing (per mask, so it commutes with the IoU filter),
-        # resampled to its own size: an exact identity (bilinear, align_corners=False,
-        # scale 1), so only the small-region filter acts
-        low = transforms.postprocess_masks(low[:, None], low.shape[-2:]).squeeze(1)
+        low = low.float()  # as the package's post-processing, which upsamples float32 logits
+        if g.min_mask_region_area > 0:  # per mask, so it commutes with the IoU filter
+            low = fill_small_regions(low, transforms.mask_threshold, g.min_mask_region_area)
         for start in range(0, len(low), _UPSAMPLE_CHUNK):
             chunk_low = low[start : start + _UPSAMPLE_CHUNK]
             chunk_iou = iou[start : start + _UPSAMPLE_CHUNK]

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+if TYPE_CHECKING:
+    import torch
+
 pytest.importorskip("sam2")
 
 from iqa_core.errors import ModelUnavailable  # noqa: E402
-from iqa_plugins.segmenters.sam2 import SAM2Segmenter, _small_components  # noqa: E402
+from iqa_plugins.segmenters import _components  # noqa: E402
+from iqa_plugins.segmenters._components import component_areas, fill_small_regions  # noqa: E402
+from iqa_plugins.segmenters.sam2 import SAM2Segmenter  # noqa: E402
 from iqa_plugins.testing.tiny_sam2 import TINY_CONFIG, build_tiny_sam2  # noqa: E402
 
 IMAGE_SIZE = 128
@@ -87,13 +93,104 @@ def test_table2_defaults() -> None:
     assert (p.min_mask_region_area, p.use_m2m) == (1000, False)
 
 
-def test_small_region_filter_is_per_mask_and_8_connected() -> None:
-    fg = np.zeros((2, 1, 8, 8), dtype=bool)
-    fg[0, 0, 1, 1] = fg[0, 0, 2, 2] = True  # one diagonal island of 2 pixels
-    fg[1, 0, :, :4] = True  # 32 pixels: not small
-    small = _small_components(fg, max_area=2)
-    assert small[0, 0].sum() == 2 and small[0, 0, 1, 1] and small[0, 0, 2, 2]
-    assert not small[1].any()
+def reference_areas(mask: np.ndarray) -> np.ndarray:
+    """The oracle: scipy's 8-connected labelling of each (H, W) slice, one slice at a time."""
+    from scipy import ndimage
+
+    out = np.zeros(mask.shape, dtype=np.int64)
+    for index in np.ndindex(mask.shape[:-2]):
+        labels, _ = ndimage.label(mask[index], structure=np.ones((3, 3), dtype=bool))
+        counts = np.bincount(labels.ravel())
+        counts[0] = 0
+        out[index] = counts[labels]
+    return out
+
+
+def spiral(n: int) -> np.ndarray:
+    """One 1-pixel-wide square spiral: a single component whose path covers half the slice."""
+    m = np.zeros((n, n), dtype=bool)
+    top, left, bottom, right = 0, 0, n - 1, n - 1
+    while top <= bottom and left <= right:
+        m[top, left : right + 1] = True
+        m[top : bottom + 1, right] = True
+        if bottom > top + 1:
+            m[bottom, left : right + 1] = True
+        if right > left + 2:
+            m[top + 2 : bottom + 1, left] = True
+        top, left, bottom, right = top + 2, left + 2, bottom - 2, right - 2
+    return m
+
+
+def snake(n: int) -> np.ndarray:
+    """Rows joined at alternating ends: the longest path a grid can hold."""
+    m = np.zeros((n, n), dtype=bool)
+    m[::2] = True
+    for r in range(1, n, 2):
+        m[r, n - 1 if r % 4 == 1 else 0] = True
+    return m
+
+
+def adversarial_masks() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    yy, xx = np.indices((40, 40))
+    single = np.zeros((40, 40), dtype=bool)
+    single[[0, 0, 39, 39, 20], [0, 39, 0, 39, 20]] = True  # single pixels, corners included
+    corners = np.zeros((40, 40), dtype=bool)
+    corners[10:15, 10:15] = corners[15:20, 15:20] = corners[20:25, 10:15] = True  # touch only diagonally
+    stripes = np.zeros((40, 40), dtype=bool)
+    stripes[:, ::2] = True
+    return {
+        "random": rng.random((6, 37, 45)) < 0.5,
+        "random_sparse": rng.random((6, 37, 45)) < 0.35,  # near the 8-connected percolation threshold
+        "checkerboard": ((yy + xx) % 2 == 0)[None],  # one component 8-connected, 800 if 4-connected
+        "inverse_checkerboard": ((yy + xx) % 2 == 1)[None],
+        "spiral": spiral(64)[None],
+        "snake": snake(64)[None],
+        "single_pixels": single[None],
+        "touching_corners": corners[None],
+        "stripes": stripes[None],
+        "empty": np.zeros((2, 8, 8), dtype=bool),
+        "full": np.ones((2, 8, 8), dtype=bool),
+        "one_pixel_slices": rng.random((5, 1, 1)) < 0.5,
+        "lines": rng.random((3, 1, 50)) < 0.6,
+    }
+
+
+@pytest.mark.parametrize("backend", ["torch", "scipy"])
+@pytest.mark.parametrize("name", sorted(adversarial_masks()))
+def test_component_areas_match_scipy_label(name: str, backend: str) -> None:
+    import torch
+
+    mask = adversarial_masks()[name]
+    for case in (mask, ~mask):  # islands and holes
+        got = component_areas(torch.from_numpy(np.ascontiguousarray(case)), backend).numpy()
+        np.testing.assert_array_equal(got, reference_areas(case))
+
+
+def test_component_areas_keep_leading_dimensions_apart() -> None:
+    import torch
+
+    mask = np.zeros((2, 3, 4, 4), dtype=bool)
+    mask[0, 1, 0, :2] = mask[1, 2, :, 3] = True
+    got = component_areas(torch.from_numpy(mask), "torch")
+    assert got.shape == (2, 3, 4, 4)
+    assert got[0, 1, 0, :2].tolist() == [2, 2] and got[1, 2, :, 3].tolist() == [4] * 4
+    assert int((got > 0).sum()) == 6
+
+
+def test_small_region_filter_fills_holes_and_drops_islands_per_mask() -> None:
+    import torch
+
+    logits = torch.full((2, 8, 8), -1.0)
+    logits[0, 1, 1] = logits[0, 2, 2] = 3.0  # a diagonal island of 2 pixels
+    logits[1, :, :4] = 2.0  # 32 pixels of foreground with a 1-pixel hole
+    logits[1, 3, 1] = -2.0
+    out = fill_small_regions(logits, threshold=0.0, max_area=2)
+    assert out[0, 1, 1] == out[0, 2, 2] == -10.0  # island removed
+    assert out[1, 3, 1] == 10.0  # hole filled
+    untouched = torch.ones_like(out, dtype=torch.bool)
+    untouched[0, 1, 1] = untouched[0, 2, 2] = untouched[1, 3, 1] = False
+    assert torch.equal(out[untouched], logits[untouched])  # the 32-pixel and 28-pixel regions stay
 
 
 def test_missing_checkpoint_names_the_path(tmp_path: Path) -> None:
@@ -159,12 +256,53 @@ FAST_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(FAST_CASES))
-def test_fast_postprocess_keeps_exactly_the_package_masks(tiny: dict[str, str], case: str) -> None:
-    """The low-resolution filter path returns the stock generator's masks, bit for bit, in order."""
+def reference_postprocess(masks: torch.Tensor, orig_hw: tuple[int, int], threshold: float, area: int) -> torch.Tensor:
+    """``SAM2Transforms.postprocess_masks`` as the ``sam2._C`` kernel computes it, with scipy."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = masks.float()
+    fg = (logits > threshold).numpy()
+    hole = torch.from_numpy(~fg & (reference_areas(~fg) <= area))
+    island = torch.from_numpy(fg & (reference_areas(fg) <= area))
+    logits = torch.where(hole, threshold + 10.0, logits)
+    logits = torch.where(island, threshold - 10.0, logits)
+    return F.interpolate(logits, orig_hw, mode="bilinear", align_corners=False)
+
+
+def stock_generator(params: dict) -> SAM2Segmenter:
+    """The package's path; its small-region filter is the kernel's when built, else the scipy oracle."""
+    stock = SAM2Segmenter({**params, "fast_postprocess": False})
+    stock.load()
+    try:
+        from sam2 import _C  # noqa: F401
+    except ImportError:
+        transforms = stock._generator.predictor._transforms
+        area = stock.params.min_mask_region_area
+        if area > 0:
+            transforms.postprocess_masks = lambda m, hw: reference_postprocess(m, hw, transforms.mask_threshold, area)
+    return stock
+
+
+# "torch" is the labelling that runs on a GPU, "auto" the one a CPU picks (scipy); keep_all has no
+# small-region filter, so one backend covers it
+BACKEND_CASES = [(case, "torch") for case in sorted(FAST_CASES)] + [
+    (case, "auto") for case in sorted(FAST_CASES) if case != "keep_all"
+]
+
+
+@pytest.mark.parametrize(("case", "backend"), BACKEND_CASES)
+def test_fast_postprocess_keeps_exactly_the_package_masks(
+    tiny: dict[str, str], case: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The low-resolution filter path returns the stock generator's masks, bit for bit, in order,
+    with the tensor labelling forced (what runs on a GPU) and with the device's choice."""
+    from functools import partial
+
+    monkeypatch.setattr(_components, "fill_small_regions", partial(fill_small_regions, backend=backend))
     params = {**tiny, **FAST_CASES[case], "max_side": 128, "device": "cpu"}
     fast = SAM2Segmenter(params)
-    stock = SAM2Segmenter({**params, "fast_postprocess": False})
+    stock = stock_generator(params)
     for seed, (h, w) in enumerate([(120, 160), (300, 200)]):
         image = shapes(h, w, seed)
         got, expected = fast.segment(image), stock.segment(image)

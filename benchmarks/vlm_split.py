@@ -1,0 +1,149 @@
+"""Where one scorer batch's time goes: processor (CPU), vision tower, language model, padding.
+
+``split_batch`` times ``scorer.prepare`` (the processor: image resizing, patching, tokenising,
+left padding), then one ``scorer.forward`` with hooks on the vision tower and the language
+model; the rest of the forward (rope index, merging image features into the embeddings, the
+LM head) is ``other``. ``padding`` is the share of the positions that are left padding, over the
+scorer's length buckets (one forward pass each), and ``padding_s`` the language model time it
+costs (its time is close to linear in tokens).
+
+Run as a script it profiles ``hf_vlm`` on the CPU with a Qwen2.5-VL at test size and at a
+mid size (``benchmarks/models.py``), views cut from a 1024x768 image:
+
+    python benchmarks/vlm_split.py --dims tiny,mid --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.measure import Busy, Timer  # noqa: E402
+
+
+def vision_module(model: Any) -> Any:
+    """The vision tower of a transformers VLM (Qwen2-VL ``visual``, Janus ``vision_model``, ...)."""
+    inner = getattr(model, "model", model)
+    for name in ("visual", "vision_model", "vision_tower"):
+        module = getattr(inner, name, None)
+        if module is not None:
+            return module
+    raise AttributeError(f"no vision tower found on {type(model).__name__}")
+
+
+def language_module(model: Any) -> Any:
+    inner = getattr(model, "model", model)
+    return getattr(inner, "language_model", None) or model.language_model
+
+
+def split_batch(scorer: Any, views: list[Any], standard: Any, cuda: bool) -> dict[str, Any]:
+    """Seconds per view of each part of scoring ``views`` as one batch (after a warm-up)."""
+    scorer.forward(scorer.prepare(views, standard), standard)  # warm-up
+    with Timer(cuda) as processor:
+        inputs = scorer.prepare(views, standard)
+    vision = Busy([vision_module(scorer.model)], cuda)
+    language = Busy([language_module(scorer.model)], cuda)
+    try:
+        with Timer(cuda) as forward:
+            scorer.forward(inputs, standard)
+        vision_s, language_s = vision.seconds(), language.seconds()
+    finally:
+        vision.close()
+        language.close()
+    masks = [bucket["attention_mask"] for _, bucket in inputs.buckets]  # one forward per length bucket
+    padding = 1.0 - sum(float(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+    n = len(views)
+    total = processor.s + forward.s
+    return {
+        "views": n,
+        "buckets": len(masks),
+        "positions": sum(m.numel() for m in masks),
+        "tokens_min": min(int(m.sum(1).min()) for m in masks),
+        "tokens_max": max(int(m.sum(1).max()) for m in masks),
+        "padding": padding,
+        "s_per_view": total / n,
+        "processor_s_per_view": processor.s / n,
+        "vision_s_per_view": vision_s / n,
+        "language_model_s_per_view": language_s / n,
+        "padding_s_per_view": language_s * padding / n,
+        "other_s_per_view": max(0.0, forward.s - vision_s - language_s) / n,
+        "shares": {
+            "processor": processor.s / total,
+            "vision": vision_s / total,
+            "language_model": language_s / total,
+            "of_which_padding": language_s * padding / total,
+            "other": max(0.0, forward.s - vision_s - language_s) / total,
+        },
+    }
+
+
+def crop_views(image: Any, n: int, seed: int = 0) -> list[Any]:
+    """The whole image and ``n - 1`` random crops from 1/6 to 1/2 of each side."""
+    import numpy as np
+
+    from iqa_core.api import View
+
+    rng = np.random.default_rng(seed)
+    w, h = image.size
+    views = [View(image, key="whole")]
+    for k in range(n - 1):
+        cw, ch = int(rng.integers(w // 6, w // 2)), int(rng.integers(h // 6, h // 2))
+        x, y = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
+        views.append(View(image.crop((x, y, x + cw, y + ch)), key=str(k)))
+    return views
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from benchmarks.images import textured_image
+    from benchmarks.models import QWEN25_VL_MID, QWEN25_VL_TINY, build_qwen25_vl, language_model_params
+    from iqa_core.recipe import resolve
+
+    dims = {"tiny": QWEN25_VL_TINY, "mid": QWEN25_VL_MID}
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dims", default="tiny,mid", help=f"of {','.join(dims)}")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    dtype = "bfloat16" if cuda else "float32"
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="iqa-vlm-"))
+    views = crop_views(textured_image(1024, 768), args.batch_size)
+    rows = {}
+    for name in args.dims.split(","):
+        path = build_qwen25_vl(work / f"qwen25_vl_{name}", dims[name], args.device, dtype)
+        recipe = {
+            "segmenter": {"name": "whole"},
+            "standard": {"name": "word", "params": {"levels": 7}},
+            "scorers": [{"name": "hf_vlm", "params": {"model": str(path), "device": args.device}}],
+        }
+        _, scorer, standard = resolve(recipe).scorers[0]
+        scorer.load(standard)
+        row = split_batch(scorer, views, standard, cuda)
+        row["lm_params"] = language_model_params(scorer.model)
+        rows[name] = row
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in row["shares"].items())
+        print(
+            f"qwen2.5-vl {name:5} batch {row['views']} ({row['tokens_min']}-{row['tokens_max']} tokens, "
+            f"padding {row['padding']:.0%}): {row['s_per_view'] * 1e3:.1f} ms/view; {shares}",
+            flush=True,
+        )
+        del scorer
+    result = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
