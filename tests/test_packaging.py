@@ -37,6 +37,10 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     assert len([p for p in shipped if p.endswith(".yaml")]) == len(
         list((ROOT / "src" / "iqa_core" / "recipes").rglob("*.yaml"))
     )
+    for package in ("pipeline", "executors"):  # the core's subpackages ship too
+        assert {p.name for p in (target / "iqa_core" / package).glob("*.py")} == {
+            p.name for p in (ROOT / "src" / "iqa_core" / package).glob("*.py")
+        }
     for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
         if ep.group.startswith("iqa."):
             module = ep.value.partition(":")[0]

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from helpers import write_images
-from iqa_core.engine import Pipeline
-from iqa_core.runner import run_pipeline
+from iqa_core.executors import run_pipeline
+from iqa_core.pipeline import Pipeline
 
 ray = pytest.importorskip("ray")
 TESTS = str(Path(__file__).parent)
@@ -93,7 +93,7 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
 
 
 def test_ray_segmentation_failures_are_rows_and_actors_keep_one_batch(local_ray, tmp_path: Path) -> None:
-    from iqa_core.ray_executor import ScoreStage, SegmentStage
+    from iqa_core.executors.ray import ScoreStage, SegmentStage
 
     write_images(tmp_path / "imgs", 3)
     (tmp_path / "imgs" / "tiny.png").write_bytes(b"")  # unreadable
@@ -104,7 +104,7 @@ def test_ray_segmentation_failures_are_rows_and_actors_keep_one_batch(local_ray,
     # called directly, the stages keep only the current batch's rows
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
     recipe["runtime"]["store"] = None
-    segment, score = SegmentStage(recipe), ScoreStage(recipe)
+    segment, score = SegmentStage(Pipeline, recipe), ScoreStage(Pipeline, recipe)
     for path in sorted((tmp_path / "imgs").glob("img*.png")):
         out = score(segment({"path": [str(path)], "seed": [""]}))
         assert out["fatal"] == [""] and json.loads(out["result"][0])["error"] is None

@@ -278,6 +278,10 @@ class SAM2Segmenter(Segmenter):
         self._generator = generator
         self._autocast = nullcontext if dtype == torch.float32 else lambda: torch.autocast(device.type, dtype=dtype)
 
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """``max_side``: the core resizes a large image once, as ``_downscale`` would."""
+        return _scaled(size, self.params.max_side)
+
     def segment(self, image: np.ndarray) -> list[np.ndarray]:
         if self._generator is None:
             self.load()
@@ -507,10 +511,18 @@ def _predict_low_res(
 def _downscale(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Resize so the longer side is at most ``max_side`` (antialiased, aspect kept)."""
     h, w = image.shape[:2]
-    if max_side is None or max(h, w) <= max_side:
+    size = _scaled((w, h), max_side)
+    if size == (w, h):
         return image
     from PIL import Image
 
-    scale = max_side / max(h, w)
-    size = (max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5)))
     return np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
+
+
+def _scaled(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(width, height) with the longer side at most ``max_side``, aspect kept."""
+    w, h = size
+    if max_side is None or max(h, w) <= max_side:
+        return size
+    scale = max_side / max(h, w)
+    return (max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5)))

@@ -219,6 +219,15 @@ class Segmenter(Component):
     def load(self) -> None:
         """Load weights. Called once, before the first ``segment``."""
 
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) ``segment`` works at for an image of ``size``.
+
+        The core resizes to it (PIL bilinear, antialiased) before handing the pixels over,
+        so a large image is never copied at full size for a segmenter that shrinks it anyway.
+        Default: the image's own size.
+        """
+        return size
+
     @abstractmethod
     def segment(self, image: np.ndarray) -> list[np.ndarray]:
         """Masks for an RGB uint8 (H, W, 3) image.

@@ -157,6 +157,23 @@ def read_file(path: str | Path) -> bytes:
             raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
 
 
+def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """Bytes the RGB image ``path`` decodes to takes in PIL (4 per pixel), from its header alone.
+
+    0 for a file that will be refused (unreadable, not an image, over ``max_pixels``): its
+    error row holds no pixels.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device is never opened here
+            return 0
+        _follow_our_limit(max_pixels)
+        with Image.open(path) as img:
+            pixels = img.width * img.height
+    except Exception:  # PIL raises many kinds; read_image reports the real reason
+        return 0
+    return 4 * pixels if pixels <= max_pixels else 0
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
@@ -168,8 +185,7 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     raised to ours (process-wide, once; decode threads race benignly to the same value) and
     its warning is filtered out at import: every image over ``max_pixels`` is refused here.
     """
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+    _follow_our_limit(max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > max_pixels:
@@ -178,7 +194,8 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
                 "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
             )
         img.load()
-        return to_rgb(ImageOps.exif_transpose(img))
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a large image
+        return to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -192,6 +209,12 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         raise ImageError(f"{where}: too large to decode in memory") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, IndexError, ...
         raise ImageError(f"{where}: truncated or corrupt image: {type(exc).__name__}: {exc}") from None
+
+
+def _follow_our_limit(max_pixels: int) -> None:
+    """PIL's bomb limit raised to ``max_pixels`` (process-wide; threads race benignly to one value)."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -68,6 +68,7 @@ class RuntimeSpec(_Model):
     store: str | None = Field(".iqa/store.sqlite", description="SQLite cache; null = in memory")
     chunk_images: int = Field(32, ge=1, description="images whose views are batched together")
     workers: int = Field(4, ge=0, description="threads reading and decoding images ahead")
+    max_inflight_mb: float = Field(512, gt=0, description="decoded pixels in flight, MiB; a larger image runs alone")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     executor: Literal["local", "ray"] = "local"
     devices: list[str] | None = Field(None, description="one worker per device, e.g. [cuda:0, cuda:1]")

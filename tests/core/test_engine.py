@@ -470,17 +470,17 @@ def test_prepare_runs_ahead_in_a_thread_and_its_failures_stay_per_image(tmp_path
 def test_a_view_that_cannot_be_cut_fails_only_its_image(
     tmp_path: Path, test_plugins: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import iqa_core.engine as engine
+    import iqa_core.pipeline.views as views
 
     write_images(tmp_path / "imgs", 3)
-    original = engine.crop_view
+    original = views.crop_view
 
     def crop(image, region, mode, min_side=0):
         if region.kind == "object" and image.getpixel((image.width - 1, image.height - 1))[0] == 43:
             raise MemoryError("no room for this crop")  # img01's base grey is 43
         return original(image, region, mode, min_side)
 
-    monkeypatch.setattr(engine, "crop_view", crop)
+    monkeypatch.setattr(views, "crop_view", crop)
     results = load_recipe(recipe(None)).score_many([tmp_path / "imgs"])
     assert [bool(r.error) for r in results] == [False, True, False]
     assert "cutting a view failed: MemoryError: no room for this crop" in results[1].error

@@ -15,17 +15,18 @@ import json
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .api import ImageResult
-from .engine import Pipeline
-from .errors import ImageError, IQAError
-from .images import content_hash, read_image
-from .runner import worker_recipe
-from .store import Store
+from ..api import ImageResult
+from ..errors import ImageError, IQAError
+from ..images import content_hash, read_file, read_image
+from ..store import Store
+from .placement import worker_recipe
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 
 def _pickled(exc: IQAError) -> str:
@@ -42,8 +43,8 @@ class _Stage(ABC):
     ``fatal`` column: Ray Data would wrap a raised one into a long traceback.
     """
 
-    def __init__(self, recipe: dict[str, Any]) -> None:
-        self.pipeline = Pipeline.from_recipe(recipe, Store(None))
+    def __init__(self, factory: type[Pipeline], recipe: dict[str, Any]) -> None:
+        self.pipeline = factory.from_recipe(recipe, Store(None))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         n = len(batch["path"])
@@ -130,8 +131,8 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     pending: list[dict[str, str]] = []
     for path in paths:
         try:
-            digest = content_hash(Path(path).read_bytes())
-        except OSError:  # unreadable: the worker records the error row
+            digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
+        except ImageError:  # unreadable: the worker records the error row
             pending.append({"path": path, "seed": ""})
             continue
         cached = pipeline.store.get_result(pipeline.key, digest)
@@ -155,14 +156,14 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     if pipeline.segments:
         ds = ds.map_batches(
             SegmentStage,
-            fn_constructor_kwargs={"recipe": recipe},
+            fn_constructor_kwargs={"factory": type(pipeline), "recipe": recipe},
             batch_size=runtime.chunk_images,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=0.25 if gpus else 0,
         )
     ds = ds.map_batches(
         ScoreStage,
-        fn_constructor_kwargs={"recipe": recipe},
+        fn_constructor_kwargs={"factory": type(pipeline), "recipe": recipe},
         batch_size=runtime.chunk_images,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=0.75 if gpus else 0,

@@ -1,0 +1,7 @@
+"""Executors: the same pipeline stages in one process (``local``), in one worker process per
+device (``devices``), or as Ray Data steps over actor pools (``ray``)."""
+
+from .devices import WorkerFailed
+from .dispatch import run_pipeline
+
+__all__ = ["WorkerFailed", "run_pipeline"]

@@ -1,0 +1,102 @@
+"""Stage 1, read: decode images in worker threads ahead of use, within the byte budget."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..errors import IQAError
+from ..images import LoadedImage, decoded_bytes, read_image
+from .budget import ByteBudget
+
+
+@dataclass
+class Decoded:
+    """One input after reading: its pixels or its error, and the budget bytes it holds."""
+
+    index: int
+    path: str
+    loaded: LoadedImage | None
+    error: str | None
+    nbytes: int
+
+
+def _read(path: str, max_pixels: int) -> LoadedImage | str:
+    try:
+        return read_image(path, max_pixels)
+    except IQAError as exc:
+        return str(exc)
+
+
+class ReadAhead:
+    """Paths in input order -> :class:`Decoded`, decoding up to ``depth`` images ahead.
+
+    An image is decoded only once its pixel bytes (known from the header) fit the budget;
+    the bytes are held until the image is finished downstream. Reading ahead never blocks:
+    only :meth:`next` waits for room, when nothing is decoded ahead.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        budget: ByteBudget,
+        stop: threading.Event,
+        max_pixels: int,
+        workers: int,
+        depth: int,
+    ) -> None:
+        self.paths = list(paths)
+        self.budget = budget
+        self.stop = stop
+        self.max_pixels = max_pixels
+        self.depth = max(1, depth)
+        self._sizes: dict[int, int] = {}
+        self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="iqa-read")
+        self._ahead: deque[tuple[int, Future[LoadedImage | str]]] = deque()
+        self._submitted = 0
+        self._given = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def size(self, index: int) -> int:
+        """The budget bytes input ``index`` needs (its decoded RGB size)."""
+        if index not in self._sizes:
+            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels)
+        return self._sizes[index]
+
+    def next(self) -> Decoded | None:
+        """The next input, decoded; None once stopped."""
+        index = self._given
+        self._fill()
+        if not self._ahead:  # nothing ahead: wait for room for this one
+            if not self.budget.acquire(self.size(index), self.stop):
+                return None
+            self._submit()
+        _, future = self._ahead.popleft()
+        self._given += 1
+        self._fill()
+        out = future.result()
+        if isinstance(out, str):
+            self.budget.release(self.size(index))
+            return Decoded(index, self.paths[index], None, out, 0)
+        return Decoded(index, self.paths[index], out, None, self.size(index))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self) -> None:
+        while (
+            self._submitted < len(self.paths)
+            and len(self._ahead) < self.depth
+            and self.budget.try_acquire(self.size(self._submitted))
+        ):
+            self._submit()
+
+    def _submit(self) -> None:
+        index = self._submitted
+        self._ahead.append((index, self._pool.submit(_read, self.paths[index], self.max_pixels)))
+        self._submitted += 1

@@ -1,0 +1,108 @@
+"""Stage 2, segment: cached results skip ahead; masks come from the store or the segmenter;
+Algorithm 1 turns them into regions; images are grouped into batching windows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from ..api import Region, Segmenter
+from ..errors import IQAError
+from ..images import LoadedImage
+from ..regions import build_regions, decode_rle, encode_rle
+from .items import Item, Window, describe, from_store
+from .read import Decoded, ReadAhead
+
+if TYPE_CHECKING:
+    from .core import Pipeline
+
+
+def masks(pipeline: Pipeline, loaded: LoadedImage) -> list[dict[str, Any]]:
+    """The segmenter's raw masks as RLE, from the store or the model (then stored)."""
+    seg_key = pipeline.segmenter.cache_key()
+    with pipeline.store_lock:
+        rles = pipeline.store.get_masks(loaded.content_hash, seg_key)
+    if rles is None:
+        pipeline.load_segmenter()
+        start = time.perf_counter()
+        found = pipeline.segmenter.segment(np.asarray(working_image(pipeline.segmenter, loaded.image)))
+        pipeline.stats["segment_s"] += time.perf_counter() - start  # how long the stage is busy
+        pipeline.stats["segmenter_calls"] += 1
+        rles = [encode_rle(np.asarray(m, dtype=bool)) for m in found]
+        with pipeline.store_lock:
+            pipeline.store.put_masks(loaded.content_hash, seg_key, rles)
+    return rles
+
+
+def working_image(segmenter: Segmenter, image: Image.Image) -> Image.Image:
+    """The image at the segmenter's working size: resized once, never copied at full size."""
+    size = segmenter.working_size(image.size)
+    return image if tuple(size) == image.size else image.resize(size, Image.Resampling.BILINEAR)
+
+
+def regions(pipeline: Pipeline, loaded: LoadedImage) -> list[Region]:
+    """The regions an image is scored on: Algorithm 1 over its masks, the whole image, or both."""
+    spec = pipeline.recipe.regions
+    if not pipeline.segments:  # no local regions: the whole image stands in, as in aggregation
+        return [Region("global", (0, 0, *loaded.size), 1.0)]
+    found = build_regions([decode_rle(r) for r in masks(pipeline, loaded)], loaded.size, spec.min_area, spec.complement)
+    local = [r for r in found if r.kind != "global"]
+    return found if pipeline.score_whole or not local else local
+
+
+def to_item(pipeline: Pipeline, decoded: Decoded) -> Item:
+    """A decoded input -> an item to score, a cached result or an error row.
+
+    A user error (e.g. the segmenter's weights) stops the run; any other failure is this image's.
+    """
+    item = Item(decoded.index, decoded.path, decoded.loaded, error=decoded.error, nbytes=decoded.nbytes)
+    loaded = decoded.loaded
+    if loaded is None:
+        return item
+    item.content_hash = loaded.content_hash
+    with pipeline.store_lock:
+        cached = pipeline.store.get_result(pipeline.key, loaded.content_hash)
+    if cached is not None:
+        item.cached = from_store(decoded.path, loaded.content_hash, cached)
+        return item
+    try:
+        item.regions = regions(pipeline, loaded)
+    except IQAError:
+        raise
+    except Exception as exc:  # one image's segmentation failure must not stop the run
+        item.error = describe("segmentation", exc, decoded.path)
+    return item
+
+
+def windows(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Window]:
+    """Read, segment and group images into windows, in input order.
+
+    A window closes at ``runtime.chunk_images`` images, or before the next image would take
+    its pixel bytes over half the budget: so the window being scored and the one being
+    filled fit together, and a window never waits for room only its own release would free.
+    Both rules depend on the inputs alone, so batches (and their numerics) are reproducible.
+    """
+    size = pipeline.recipe.runtime.chunk_images
+    limit = reader.budget.limit // 2
+    window: list[Item] = []
+    held = 0
+    for index in range(len(reader)):
+        need = reader.size(index)
+        if window and (len(window) >= size or held + need > limit):
+            yield Window(window)
+            window, held = [], 0
+        decoded = reader.next()
+        if decoded is None:  # stopped
+            return
+        item = to_item(pipeline, decoded)
+        if not item.to_score:  # a cached result or an error row: its pixels go now
+            reader.budget.release(item.nbytes)
+            item.loaded, item.nbytes = None, 0
+        window.append(item)
+        held += need
+    if window:
+        yield Window(window)
