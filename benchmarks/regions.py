@@ -62,12 +62,20 @@ class FixedRegions(Segmenter):
         if self.inner is not None:
             self.inner.load()
 
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The inner segmenter's (the core then resizes once, for it); else ``max_side``'s."""
+        if self.inner is not None:
+            return self.inner.working_size(size)
+        w, h = size
+        scale = min(1.0, self.max_side / max(w, h))
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
     def segment(self, image: np.ndarray) -> list[np.ndarray]:
         if self.inner is not None:
             self.inner.segment(image)
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        return fixed_masks(max(1, round(h * scale)), max(1, round(w * scale)))
+        mw, mh = self.working_size((w, h))
+        return fixed_masks(mh, mw)
 
 
 def describe() -> dict[str, Any]:
