@@ -32,19 +32,8 @@ pytest.importorskip("open_clip")
 from iqa_core.cli import cli
 from iqa_plugins.testing import tiny_vlm
 from iqa_plugins.testing.tiny_clip import build_tiny_clip
-from iqa_plugins.testing.tiny_sam2 import build_tiny_sam2
+from iqa_plugins.testing.tiny_sam2 import PERMISSIVE, TINY_SIZE, build_tiny_sam2
 
-SAM_SIZE = 128
-# Random SAM2 weights predict low IoU and unstable masks: keep all but duplicates, so
-# object regions (not only the complement) reach the scorers.
-PERMISSIVE = {
-    "pred_iou_thresh": 0.0,
-    "stability_score_thresh": 0.0,
-    "box_nms_thresh": 0.7,
-    "min_mask_region_area": 20,
-    "points_per_side": 4,
-    "max_side": SAM_SIZE,
-}
 LABELS = ("janus", "qwen2_vl")
 SUMMARY = re.compile(
     r"(?P<scored>\d+) of (?P<total>\d+) images scored, (?P<failed>\d+) failed; "
@@ -79,7 +68,7 @@ def images(root: Path) -> Path:
 def llm_iqa_recipe(root: Path) -> Path:
     """The llm_iqa.yaml shape on tiny SAM2 hiera-tiny + tiny Janus + tiny Qwen2-VL."""
     models = root / "models"
-    sam = build_tiny_sam2(models / "sam2", image_size=SAM_SIZE)
+    sam = build_tiny_sam2(models / "sam2", image_size=TINY_SIZE)
     janus = tiny_vlm.build_janus(models / "janus")
     qwen = tiny_vlm.build_qwen2_vl(models / "qwen2_vl")
     recipe = {

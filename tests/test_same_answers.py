@@ -21,17 +21,7 @@ pytest.importorskip("sam2")
 
 from iqa_core.engine import load_recipe
 from iqa_plugins.testing import tiny_vlm
-from iqa_plugins.testing.tiny_sam2 import build_tiny_sam2
-
-SAM_SIZE = 128
-PERMISSIVE = {
-    "pred_iou_thresh": 0.0,
-    "stability_score_thresh": 0.0,
-    "box_nms_thresh": 0.7,
-    "min_mask_region_area": 20,
-    "points_per_side": 4,
-    "max_side": SAM_SIZE,
-}
+from iqa_plugins.testing.tiny_sam2 import PERMISSIVE, TINY_SIZE, build_tiny_sam2
 
 
 def write_inputs(folder: Path) -> list[Path]:
@@ -54,7 +44,7 @@ def write_inputs(folder: Path) -> list[Path]:
 
 def tiny_recipe(models: Path) -> dict[str, Any]:
     """The LLM-IQA shape on tiny seeded models; ``expected`` decoding shows any numeric drift."""
-    sam = build_tiny_sam2(models / "sam2", image_size=SAM_SIZE)
+    sam = build_tiny_sam2(models / "sam2", image_size=TINY_SIZE)
     janus = tiny_vlm.build_janus(models / "janus")
     qwen = tiny_vlm.build_qwen2_vl(models / "qwen2_vl")
     return {

@@ -13,17 +13,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-SAM_SIZE = 128  # the tiny SAM2's input size
-# SAM2 thresholds loose enough that a random model yields some masks to show.
-SAM_PARAMS = {
-    "pred_iou_thresh": 0.0,
-    "stability_score_thresh": 0.0,
-    "box_nms_thresh": 0.7,
-    "min_mask_region_area": 20,
-    "points_per_side": 4,
-    "max_side": SAM_SIZE,
-    "device": "cpu",
-}
 # (file name, blur radius, noise sigma, made-up MOS): quality falls with blur and noise.
 IMAGES = [
     ("clean.png", 0.0, 0.0, 4.6),
@@ -88,13 +77,13 @@ def quiet() -> None:
 def build(out: Path) -> DemoFiles:
     """Write models, images, the MOS table and the recipe under ``out`` (models are reused if there)."""
     from iqa_plugins.testing import tiny_vlm
-    from iqa_plugins.testing.tiny_sam2 import build_tiny_sam2
+    from iqa_plugins.testing.tiny_sam2 import PERMISSIVE, TINY_SIZE, build_tiny_sam2
 
     out.mkdir(parents=True, exist_ok=True)
     models = out / "models"
     sam = {"config": str(models / "sam2" / "tiny_sam2.yaml"), "checkpoint": str(models / "sam2" / "tiny_sam2.pt")}
     if not Path(sam["checkpoint"]).is_file():
-        sam = build_tiny_sam2(models / "sam2", image_size=SAM_SIZE)
+        sam = build_tiny_sam2(models / "sam2", image_size=TINY_SIZE)
     qwen = models / "qwen2_vl"
     if not (qwen / "config.json").is_file():
         tiny_vlm.build_qwen2_vl(qwen)
@@ -102,7 +91,7 @@ def build(out: Path) -> DemoFiles:
     mos = write_images(images)
     recipe = {
         "description": "iqa demo: the LLM-IQA shape on tiny RANDOM models (scores are meaningless)",
-        "segmenter": {"name": "sam2", "params": {**sam, **SAM_PARAMS}},
+        "segmenter": {"name": "sam2", "params": {**sam, **PERMISSIVE, "device": "cpu"}},
         "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"]},
         "standard": {"name": "word", "params": {"levels": 7}},
         "scorers": [{"name": "hf_vlm", "label": "qwen2_vl", "params": {"model": str(qwen), "device": "cpu"}}],
