@@ -24,30 +24,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from iqa_plugins.testing.tiny_vlm import save_checkpoint as save
+from iqa_plugins.testing.tiny_vlm import tiny_text_dims
 from iqa_plugins.testing.tokenizers import build_tokenizer
 
 
 def text_dims(vocab_size: int) -> dict[str, Any]:
-    """The language model at test size (hidden 32, 2 layers)."""
-    return {
-        "vocab_size": vocab_size,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": 16,
-        "max_position_embeddings": 4096,
-    }
-
-
-def save(model: Any, processor: Any, out: str | Path) -> Path:
-    """Write the model and processor as a checkpoint directory (what a user downloads)."""
-    out = Path(out)
-    model.eval()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    """The test-size language model with grouped-query attention and an explicit head size."""
+    return {**tiny_text_dims(vocab_size), "num_key_value_heads": 1, "head_dim": 16, "max_position_embeddings": 4096}
 
 
 # ------------------------------------------------------------------------------ Gemma 3

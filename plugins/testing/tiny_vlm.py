@@ -37,7 +37,8 @@ def tokenizer_class_for(processor_cls: type) -> str:
     return wanted if wanted and not wanted.startswith("Auto") else "PreTrainedTokenizerFast"
 
 
-def _text_dims(vocab_size: int) -> dict[str, int]:
+def tiny_text_dims(vocab_size: int) -> dict[str, int]:
+    """The language model at test size (hidden 32, 2 layers)."""
     return {
         "vocab_size": vocab_size,
         "hidden_size": 32,
@@ -49,7 +50,8 @@ def _text_dims(vocab_size: int) -> dict[str, int]:
     }
 
 
-def _save(model: Any, processor: Any, out: Path) -> Path:
+def save_checkpoint(model: Any, processor: Any, out: str | Path) -> Path:
+    """Write the model and processor as a checkpoint directory (what a user downloads)."""
     out = Path(out)
     model.eval()
     model.save_pretrained(out)
@@ -60,7 +62,7 @@ def _save(model: Any, processor: Any, out: Path) -> Path:
 # Janus at test size: the real geometry (384 px images in 16 px patches -> 576 image tokens,
 # which transformers 4's JanusProcessor hard-codes), tiny widths. "vocab_size": None = the tokenizer's.
 JANUS_TINY: dict[str, dict[str, Any]] = {
-    "text": {**_text_dims(0), "vocab_size": None},
+    "text": {**tiny_text_dims(0), "vocab_size": None},
     "vision": dict(
         hidden_size=32,
         num_hidden_layers=1,
@@ -158,7 +160,7 @@ def build_janus(
         num_image_tokens=dims["vision"]["num_image_tokens"],
         use_default_system_prompt=True,  # as the converted hub checkpoints ship
     )
-    return _save(model, processor, out)
+    return save_checkpoint(model, processor, out)
 
 
 def build_llava(out: str | Path, seed: int = 0) -> Path:
@@ -192,7 +194,7 @@ def build_llava(out: str | Path, seed: int = 0) -> Path:
         projection_dim=32,
     )
     text = LlamaConfig(
-        **_text_dims(len(tokenizer)),
+        **tiny_text_dims(len(tokenizer)),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -218,7 +220,7 @@ def build_llava(out: str | Path, seed: int = 0) -> Path:
         num_additional_image_tokens=1,
         chat_template=LLAVA_TEMPLATE,
     )
-    return _save(model, processor, out)
+    return save_checkpoint(model, processor, out)
 
 
 QWEN_SPECIALS = {
@@ -247,7 +249,7 @@ def _qwen_text(tokenizer: Any, **extra: Any) -> dict[str, Any]:
     """Qwen text-model dims with multimodal RoPE sections summing to head_dim / 2 = 8."""
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], **extra}
     return {
-        **_text_dims(len(tokenizer)),
+        **tiny_text_dims(len(tokenizer)),
         # transformers 5 reads rope_parameters; transformers 4 reads rope_scaling + rope_theta
         "rope_parameters": rope,
         "rope_scaling": {key: value for key, value in rope.items() if key != "rope_theta"},
@@ -312,7 +314,7 @@ def _qwen_build(family: str, out: str | Path, seed: int) -> Path:
         tokenizer=tokenizer,
         chat_template=template,
     )
-    return _save(model, processor, out)
+    return save_checkpoint(model, processor, out)
 
 
 def build_qwen2_vl(out: str | Path, seed: int = 0) -> Path:
