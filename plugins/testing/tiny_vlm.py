@@ -333,6 +333,19 @@ def build_qwen3_vl(out: str | Path, seed: int = 0) -> Path:
     return _qwen_build("qwen3_vl", out, seed)
 
 
+def greedy_replies(model: Any, tokenizer: Any, inputs: list[Any], max_new_tokens: int) -> list[str]:
+    """What greedy ``generate`` writes after each of ``inputs`` (one view each), stripped: the
+    paper's answer, to compare with the level the scorer reads."""
+    import torch
+
+    replies = []
+    for batch in inputs:
+        with torch.inference_mode():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        replies.append(tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return replies
+
+
 def teach_reply(model: Any, chain: list[int], levels: list[int], answer_inputs: list[Any]) -> None:
     """Make a random model write ``chain[1:]`` after ``chain[0]`` and then a level token, as a
     trained model follows its chat format (e.g. ``":"`` -> ``"Ġ"`` -> a digit for Janus-Pro),

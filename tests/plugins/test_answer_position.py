@@ -144,12 +144,8 @@ def test_argmax_level_is_the_level_greedy_generate_writes(model_dirs, family):
     calibration = [scorer.process(opened, [scorer.fit(v.image)]) for v in views]
     tiny_vlm.teach_reply(scorer.model, chain, scorer.label_ids(STD), calibration)
     argmax = scorer.score(views, STD).probs.argmax(axis=1)
-    answers = []
-    for view in views:
-        inputs = scorer.process(generation_prompt, [scorer.fit(view.image)])
-        with torch.inference_mode():
-            out = scorer.model.generate(**inputs, max_new_tokens=len(chain), do_sample=False)
-        answers.append(tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    inputs = [scorer.process(generation_prompt, [scorer.fit(view.image)]) for view in views]
+    answers = tiny_vlm.greedy_replies(scorer.model, tok, inputs, len(chain))
     assert all(answer in STD.labels for answer in answers), answers
     assert len(set(answers)) > 1, "the taught level should depend on the image"
     assert [STD.labels[i] for i in argmax] == answers
