@@ -285,7 +285,7 @@ class Scorer(Component):
     batching across images, caching and resumption.
     """
 
-    uncached_params = frozenset({"batch_size", "device"})
+    uncached_params = frozenset({"batch_size", "batch_tokens", "device"})
 
     def load(self, standard: Standard) -> None:
         """Load weights once and check the standard fits (e.g. labels are single tokens)."""
@@ -294,6 +294,23 @@ class Scorer(Component):
     def batch_size(self) -> int:
         """How many views one ``score`` call should receive."""
         return int(getattr(self.params, "batch_size", 8))
+
+    @property
+    def batch_tokens(self) -> int | None:
+        """At most this many tokens (``view_tokens``) in one ``score`` call; None: no limit."""
+        value = getattr(self.params, "batch_tokens", None)
+        return None if value is None else int(value)
+
+    def view_tokens(self, size: tuple[int, int]) -> int | None:
+        """What a view of ``size`` (width, height) costs the model, in tokens, known without the
+        model. The engine fills batches up to ``batch_tokens`` with it. None: unknown."""
+        return None
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The pixel size (width, height) the model sees for a view of ``size``, known without the
+        model. It lets the engine shrink a large view once before ``prepare`` when a recipe asks
+        for it. None: unknown."""
+        return None
 
     def level_values(self, standard: Standard) -> tuple[float, ...]:
         """The level values of the columns ``score`` returns for ``standard``; known before any
