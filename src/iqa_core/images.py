@@ -13,18 +13,20 @@ import io
 import os
 import stat
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, IQAError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own bomb threshold (2 x MAX_IMAGE_PIXELS)
+# (width, height) -> the least (width, height) a reduced decode must keep (see decode_image)
+LeastSize = Callable[[tuple[int, int]], tuple[int, int]]
 # decode_image enforces max_pixels itself; PIL's warning below that would only be noise
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -100,23 +102,38 @@ def _list_file(path: Path) -> list[str]:
 
 @dataclass
 class LoadedImage:
-    """An input read once: its content hash and its RGB pixels."""
+    """An input read once: its content hash and its RGB pixels.
+
+    ``reduced`` > 1: a JPEG decoded at 1/``reduced`` scale (``draft``); ``size`` stays the
+    image's own (upright) size, so regions keep original pixel coordinates either way.
+    """
 
     path: str
     content_hash: str
     image: Image.Image
+    reduced: int = 1
+    full_size: tuple[int, int] | None = None  # the image's own size when reduced
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.size
+        return self.full_size or self.image.size
+
+    @property
+    def decode_tag(self) -> str:
+        """Added to store keys of what is computed from these pixels: "" for a full decode."""
+        return f"@1/{self.reduced}" if self.reduced > 1 else ""
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation."""
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> LoadedImage:
+    """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation.
+
+    ``least`` lets a JPEG decode reduced, down to the size it returns (see :func:`decode_image`).
+    """
     data = read_file(path)
     if not data:
         raise ImageError(f"{path}: empty file")
-    return LoadedImage(str(path), content_hash(data), decode_image(data, str(path), max_pixels))
+    image, reduced, full = decode_reduced(data, str(path), max_pixels, least)
+    return LoadedImage(str(path), content_hash(data), image, reduced, full if reduced > 1 else None)
 
 
 _NOT_REGULAR = {
@@ -185,6 +202,16 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     raised to ours (process-wide, once; decode threads race benignly to the same value) and
     its warning is filtered out at import: every image over ``max_pixels`` is refused here.
     """
+    return decode_reduced(data, where, max_pixels)[0]
+
+
+def decode_reduced(
+    data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None
+) -> tuple[Image.Image, int, tuple[int, int]]:
+    """Like :func:`decode_image`, but a JPEG may decode at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling, far cheaper than decoding in full): the smallest that keeps at least
+    ``least(size)`` pixels each way. Returns (RGB, the reduction, the upright full size).
+    """
     _follow_our_limit(max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
@@ -193,9 +220,17 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
                 f"{where}: {img.width}x{img.height} exceeds the {max_pixels}-pixel limit "
                 "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
             )
+        reduced, stored = 1, img.size
+        turned = img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)  # exif_transpose swaps w, h
+        full = stored[::-1] if turned else stored
+        if least is not None and img.format == "JPEG":
+            w, h = (max(1, side) for side in least(full))
+            drafted = img.draft(None, (h, w) if turned else (w, h))
+            if drafted is not None:
+                reduced = round(stored[0] / drafted[1][2])  # its box is the full size / the scale
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a large image
-        return to_rgb(img)
+        return to_rgb(img), reduced, full
     except ImageError:
         raise
     except UnidentifiedImageError:

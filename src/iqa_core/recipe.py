@@ -53,6 +53,18 @@ class RegionsSpec(_Model):
     complement: bool = True
     views: list[ViewMode] = Field(default_factory=lambda: ["bbox", "whole"], min_length=1)
     min_view_side: int = Field(32, ge=0, description="thinner crops are upscaled to this")
+    prescale: bool | int = Field(
+        False,
+        description="true: shrink views to each scorer's input size and decode JPEGs reduced to what the segmenter "
+        "and scorers need; an integer also keeps a JPEG's long side at least that. Changes pixels; off by default",
+    )
+
+    @field_validator("prescale", mode="before")
+    @classmethod
+    def _prescale(cls, value: Any) -> bool | int:
+        if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
+            return value
+        raise ValueError(f"give false, true or a long side in pixels (an integer >= 1), not {value!r}")
 
     @field_validator("views")
     @classmethod
