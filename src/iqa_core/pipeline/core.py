@@ -54,7 +54,8 @@ class Pipeline:
         views = self.recipe.regions.views
         self.local_mode = next((v for v in views if v in ("bbox", "mask")), None)
         self.score_whole = "whole" in views
-        self.views = Views(self.local_mode, self.recipe.regions.min_view_side)  # type: ignore[arg-type]
+        spec = self.recipe.regions
+        self.views = Views(self.local_mode, spec.min_view_side, spec.prescale)  # type: ignore[arg-type]
 
     @classmethod
     def from_recipe(cls, source: str | Path | Mapping[str, Any], store: Store | None = None) -> Pipeline:
@@ -150,7 +151,8 @@ class Pipeline:
 
         def windows(stop: threading.Event) -> Iterator[Window]:
             depth = 2 * runtime.chunk_images
-            reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth)
+            least = self.views.least_decode(self.segmenter if self.segments else None, [s for _, s, _ in self.scorers])
+            reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth, least)
             try:
                 yield from segment.windows(self, reader)
             finally:

@@ -72,7 +72,7 @@ def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std
         views = []
         for key in pending[i : i + step]:
             try:
-                views.append(_cut(pipeline, wanted[key], key))
+                views.append(_cut(pipeline, wanted[key], key, scorer))
                 batch.keys.append(key)
                 batch.sources.append(wanted[key])
             except Exception as exc:  # a view that cannot be cut fails its image
@@ -88,9 +88,9 @@ def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std
         yield batch
 
 
-def _cut(pipeline: Pipeline, source: tuple[Item, Region], key: ViewKey) -> View:
+def _cut(pipeline: Pipeline, source: tuple[Item, Region], key: ViewKey, scorer: Scorer) -> View:
     item, region = source
-    return pipeline.views.cut(item.loaded, region, key)  # type: ignore[arg-type]
+    return pipeline.views.cut(item.loaded, region, key, scorer)  # type: ignore[arg-type]
 
 
 def forward(pipeline: Pipeline, batch: Batch) -> None:
@@ -117,7 +117,7 @@ def forward(pipeline: Pipeline, batch: Batch) -> None:
                 return
     for key, source in zip(batch.keys, batch.sources):
         try:
-            view = _cut(pipeline, source, key)
+            view = _cut(pipeline, source, key, scorer)
             with pipeline.prepare_lock(batch.label):
                 ready = scorer.prepare([view], std)
             _store(pipeline, batch, [key], _forward(pipeline, batch.label, scorer, std, ready, [key]))

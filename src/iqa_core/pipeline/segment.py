@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def masks(pipeline: Pipeline, loaded: LoadedImage) -> list[dict[str, Any]]:
     """The segmenter's raw masks as RLE, from the store or the model (then stored)."""
-    seg_key = pipeline.segmenter.cache_key()
+    seg_key = pipeline.segmenter.cache_key() + loaded.decode_tag  # a reduced decode gives other masks
     with pipeline.store_lock:
         rles = pipeline.store.get_masks(loaded.content_hash, seg_key)
     if rles is None:
