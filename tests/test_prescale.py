@@ -75,6 +75,7 @@ def test_off_by_default_every_view_is_cut_from_the_full_decode(jpeg: Path) -> No
     pipe = load_recipe(_recipe(None))
     assert pipe.key == load_recipe(_recipe(None, prescale=False)).key
     result = pipe.score_many([jpeg])[0]
+    assert pipe.budget_peak == 4 * 1024 * 768
     full = np.asarray(Image.open(jpeg).convert("RGB"))
     boxes = {f"bbox:{','.join(map(str, r.region.bbox))}": r.region.bbox for r in result.regions}
     assert len(SEEN) == len(result.regions) == 4
@@ -85,7 +86,9 @@ def test_off_by_default_every_view_is_cut_from_the_full_decode(jpeg: Path) -> No
 
 @pytest.mark.usefixtures("test_plugins")
 def test_on_the_jpeg_decodes_reduced_and_views_shrink_no_lower_than_the_input_size(jpeg: Path) -> None:
-    result = load_recipe(_recipe(None, prescale=True)).score_many([jpeg])[0]
+    pipe = load_recipe(_recipe(None, prescale=True))
+    result = pipe.score_many([jpeg])[0]
+    assert pipe.budget_peak == 4 * 128 * 96  # the byte budget holds what the JPEG decodes to
     assert result.error is None and result.size == (1024, 768)  # sizes and boxes stay the image's own
     assert [r.region.bbox for r in result.regions] == [
         (0, 0, 1024, 768),
@@ -157,6 +160,14 @@ def test_an_exif_rotated_jpeg_decodes_reduced_and_upright(tmp_path: Path) -> Non
     assert upright[:, -12:, 0].mean() > 200 and upright[:, -12:, 1].mean() < 60  # the band is on the right
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB").reduce(4), np.float64)
     assert np.abs(upright - expected).mean() < 4
+
+
+def test_a_failing_size_hook_is_not_reported_as_a_corrupt_image(jpeg: Path) -> None:
+    def broken(size):
+        raise ZeroDivisionError("a plugin's bug")
+
+    with pytest.raises(ZeroDivisionError):
+        read_image(jpeg, least=broken)
 
 
 @pytest.mark.parametrize("bad", ["maybe", 0, -5, 2.5, None])

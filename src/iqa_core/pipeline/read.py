@@ -37,7 +37,7 @@ class ReadAhead:
     An image is decoded only once its pixel bytes (known from the header) fit the budget;
     the bytes are held until the image is finished downstream. Reading ahead never blocks:
     only :meth:`next` waits for room, when nothing is decoded ahead. ``least`` lets JPEGs
-    decode reduced (``regions.prescale``); the budget still counts their full size.
+    decode reduced (``regions.prescale``), and the budget counts what they decode to.
     """
 
     def __init__(
@@ -68,7 +68,7 @@ class ReadAhead:
     def size(self, index: int) -> int:
         """The budget bytes input ``index`` needs (its decoded RGB size)."""
         if index not in self._sizes:
-            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels)
+            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels, self.least)
         return self._sizes[index]
 
     def next(self) -> Decoded | None:
