@@ -16,7 +16,7 @@ from iqa_core.errors import RecipeError
 from iqa_core.images import read_image
 from iqa_core.pipeline.views import Views
 from iqa_core.recipe import resolve
-from iqa_core.regions import crop_view, reduced_view, reduction
+from iqa_core.regions import crop_view, encode_rle, reduced_view, reduction
 
 SEEN: list[tuple[str, np.ndarray]] = []  # (view key, pixels) each _Sized scorer saw
 
@@ -211,3 +211,21 @@ def test_clip_iqa_tells_its_input_size() -> None:
     assert clip_iqa.CLIPIQAScorer().input_size((4000, 3000)) == (4000, 3000)  # native resolution
     for size in ((640, 320), (50, 40), (320, 16)):
         assert scorer._resize(Image.new("RGB", size)).size == scorer.input_size(size)
+
+
+@pytest.mark.parametrize("prescale", [False, True])
+@pytest.mark.parametrize("mode", ["bbox", "mask"])
+def test_the_size_batching_sorts_by_is_the_size_cut(jpeg: Path, prescale: bool, mode: str) -> None:
+    views = Views(mode, 32, prescale)
+    loaded = read_image(jpeg, least=views.least_decode(_Small(), [_Sized()]))
+    mask = np.zeros((96, 128), dtype=bool)
+    mask[10:90, 3:40] = True
+    regions = [
+        Region("global", (0, 0, 1024, 768), 1.0),
+        Region("object", (24, 80, 320, 720), 0.2, encode_rle(mask)),
+        Region("object", (0, 0, 1024, 768), 1.0, encode_rle(np.ones((96, 128), dtype=bool))),
+        Region("object", (500, 10, 1000, 30), 0.01, encode_rle(mask)),  # thin: upscaled to 32
+    ]
+    for region in regions:
+        cut = views.cut(loaded, region, ("", "", "", ""), _Sized()).image.size
+        assert views.size(loaded, region, _Sized()) == cut, region

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from ..api import Region, Scorer, Segmenter, Standard, View, ViewMode
 from ..images import LeastSize, LoadedImage
-from ..regions import crop_view, reduced_view
+from ..regions import crop_view, reduced_view, reduction
 from ..store import ViewKey
 
 
@@ -60,6 +60,20 @@ class Views:
         else:
             image = crop_view(loaded.image, region, mode, self.min_side)
         return View(image=image, key=key[1], source=loaded.path)
+
+    def size(self, loaded: LoadedImage, region: Region, scorer: Scorer | None = None) -> tuple[int, int]:
+        """The view's pixel size (width, height), known without cutting it: what batching sorts by."""
+        whole = self.mode(region) == "whole"
+        x0, y0, x1, y1 = (0, 0, *loaded.image.size) if whole else self._box(loaded, region)
+        w, h = x1 - x0, y1 - y0
+        factor = reduction((w, h), scorer.input_size, self.min_side) if self.prescale and scorer is not None else 1
+        if factor > 1:  # Image.reduce rounds up
+            return -(-w // factor), -(-h // factor)
+        short = min(w, h)
+        if not whole and 0 < short < self.min_side:  # crop_view upscales it, aspect kept
+            scale = self.min_side / short
+            return max(self.min_side, round(w * scale)), max(self.min_side, round(h * scale))
+        return w, h
 
     def least_decode(self, segmenter: Segmenter | None, scorers: Sequence[Scorer]) -> LeastSize | None:
         """What a reduced JPEG decode must keep of an image of ``size``: the ``segmenter``'s working
