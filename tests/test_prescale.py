@@ -170,6 +170,18 @@ def test_a_failing_size_hook_is_not_reported_as_a_corrupt_image(jpeg: Path) -> N
         read_image(jpeg, least=broken)
 
 
+def test_off_it_is_left_out_of_the_recipe_so_existing_recipe_keys_stay(test_plugins) -> None:
+    from iqa_core.executors.placement import worker_recipe
+
+    assert "prescale" not in load_recipe(_recipe(None)).recipe.model_dump(mode="json")["regions"]
+    keys = set()
+    for prescale in (False, True, 3000):
+        pipe = load_recipe(_recipe(None, prescale=prescale))
+        keys.add(pipe.key)
+        assert resolve(worker_recipe(pipe, None)).recipe.regions.prescale == prescale  # workers get it too
+    assert len(keys) == 3
+
+
 @pytest.mark.parametrize("bad", ["maybe", 0, -5, 2.5, None])
 def test_a_bad_prescale_is_one_line_naming_the_field(bad) -> None:
     with pytest.raises(RecipeError) as err:
