@@ -6,9 +6,10 @@ decodes reduced via ``Views.least_decode``), the resize to the segmenter's worki
 7 fixed masks, the complement, the whole image) with ``Views.cut``, and the final resize a
 fixed-size processor does (fit within 384 x 384, bicubic: Janus-Pro's input), so both modes
 end with the same sizes. Each (size, mode) runs in a fresh process, so its peak resident
-memory is its own. Also timed on the decoded image: shrinking the views with one
-``Image.resize`` per view straight to the input size instead of ``Image.reduce``, and the
-one copy of the decoded pixels into an array that any accelerator path would start from.
+memory is its own (``base_rss_gib``: the interpreter and imports, before any image). Also
+timed on the decoded image: shrinking the views with one ``Image.resize`` per view straight
+to the input size instead of ``Image.reduce``, and the one copy of the decoded pixels into
+an array that any accelerator path would start from.
 
     python benchmarks/large_inputs.py --sizes 4000x3000,8000x6000 --images 3 --json large.json
 """
@@ -66,6 +67,7 @@ def peak_rss_gib() -> float:
 
 def run_one(paths: list[str], prescale: bool | int) -> dict[str, Any]:
     """Stage times (s/image, mean over ``paths``) and peak RSS for one mode, in this process."""
+    base = peak_rss_gib()  # the interpreter and its imports, before any image
     segmenter, scorer = FixedRegions(None, max_side=1024), FixedInput()
     views = Views("bbox", 32, prescale)
     least = views.least_decode(segmenter, [scorer])
@@ -95,7 +97,7 @@ def run_one(paths: list[str], prescale: bool | int) -> dict[str, Any]:
         del loaded, small, cut, final
     n = len(paths)
     out = {k: round(v / n, 4) for k, v in times.items()}
-    out.update(peak_rss_gib=peak_rss_gib(), decoded=decoded[0], views_per_image=n_views / n)
+    out.update(peak_rss_gib=peak_rss_gib(), base_rss_gib=base, decoded=decoded[0], views_per_image=n_views / n)
     if prescale is not False:  # after the peak is read: the array copy below is not part of the pipeline
         for path in paths:
             loaded = read_image(path, least=least)

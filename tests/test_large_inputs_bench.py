@@ -22,6 +22,6 @@ def test_large_inputs_benchmark_reports_both_modes(tmp_path: Path) -> None:
     assert off["decoded"] == [2400, 1800]  # off: the full decode
     assert on["decoded"] == [1200, 900]  # on: 1/2 keeps SAM2's 1024 x 768, 1/4 would not
     assert off["views_per_image"] == on["views_per_image"] == 9
-    stages = ("decode", "working_resize", "cut_views", "final_resize", "total", "peak_rss_gib")
+    stages = ("decode", "working_resize", "cut_views", "final_resize", "total", "peak_rss_gib", "base_rss_gib")
     assert all(row[k] > 0 for row in (off, on) for k in stages)
     assert all(on[k] > 0 for k in ("shrink_by_reduce", "shrink_by_resize", "pixels_to_array"))
