@@ -92,25 +92,70 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
         run_pipeline(Pipeline.from_recipe(data), [tmp_path / "imgs"])
 
 
-def test_ray_segmentation_failures_are_rows_and_actors_keep_one_batch(local_ray, tmp_path: Path) -> None:
-    from iqa_core.executors.ray import ScoreStage, SegmentStage
+def _steps(recipe: dict, paths: list[Path]) -> tuple[list[dict], dict]:
+    """The Ray steps called directly, in one process: rows after scoring, and the step objects."""
+    from iqa_core.executors.ray.score import ScoreStep
+    from iqa_core.executors.ray.segment import SegmentStep
+    from iqa_core.executors.ray.views import cut_views
 
+    recipe = {**recipe, "runtime": {**recipe["runtime"], "store": None}}
+    segment, score = SegmentStep(Pipeline, recipe), ScoreStep(Pipeline, recipe)
+    segmented = segment({"path": [str(p) for p in paths], "seed": [""] * len(paths)})
+    viewed = cut_views(segmented, Pipeline, json.dumps(recipe))
+    scored = score(viewed)
+    assert not any([*segmented["fatal"], *viewed["fatal"], *scored["fatal"]])
+    rows = [{"kind": k, "path": p, **json.loads(i)} for k, p, i in zip(scored["kind"], scored["path"], scored["info"])]
+    return rows, {"segment": segment, "views": viewed, "score": score, "scored": scored}
+
+
+def test_ray_segmentation_failures_are_rows_and_steps_keep_one_batch(local_ray, tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 3)
     (tmp_path / "imgs" / "tiny.png").write_bytes(b"")  # unreadable
     local = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "local.sqlite", "local")), [tmp_path / "imgs"])
     on_ray = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray")), [tmp_path / "imgs"])
     assert [r.error for r in on_ray] == [r.error for r in local]
 
-    # called directly, the stages keep only the current batch's rows
+    # called directly, the steps keep only the current batch's rows
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
-    recipe["runtime"]["store"] = None
-    segment, score = SegmentStage(Pipeline, recipe), ScoreStage(Pipeline, recipe)
     for path in sorted((tmp_path / "imgs").glob("img*.png")):
-        out = score(segment({"path": [str(path)], "seed": [""]}))
-        assert out["fatal"] == [""] and json.loads(out["result"][0])["error"] is None
-        assert score.pipeline.store.count("results") == 1
+        rows, steps = _steps(recipe, [path])
+        assert [r["kind"] for r in rows] == ["image"] + ["view"] * 4 and all("levels" in r for r in rows[1:])
+        assert steps["score"].pipeline.store.count("view_scores") == 4
+        assert steps["segment"].pipeline.store.count("masks") == 1
     narrow = tmp_path / "narrow.png"
     Image.new("RGB", (4, 16)).save(narrow)  # the test segmenter fails on it
-    out = score(segment({"path": [str(narrow)], "seed": [""]}))
-    assert "segmentation failed: ValueError: image too small" in json.loads(out["result"][0])["error"]
-    assert json.loads(out["payload"][0])["stats"].get("segmenter_calls", 0) == 0  # not run again
+    rows, steps = _steps(recipe, [narrow])
+    assert [r["kind"] for r in rows] == ["image"]  # no views: it is not tried again after the first step
+    assert "segmentation failed: ValueError: image too small" in rows[0]["error"]
+    assert json.loads(steps["views"]["stats"][0]).get("segmenter_calls", 0) == 0
+
+
+def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_path: Path) -> None:
+    from iqa_core.executors.ray import dataset
+
+    paths = write_images(tmp_path / "imgs", 3)
+    recipe = _recipe(tmp_path / "unused.sqlite", "local")
+    steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [])).splitlines()]
+    assert steps[:3] == ["MapBatches(ScoreStep)", "MapBatches(cut_views)", "MapBatches(SegmentStep)"]
+
+    rows, called = _steps(recipe, paths)
+    # the views step cut every view (4 per image); the scoring step got them as one Ray batch and
+    # batched them across images by the scorer's batch_size (3): 12 views in 4 forwards, not 3 x 2
+    assert sum(r["kind"] == "view" for r in rows) == 12 and all("levels" in r for r in rows if r["kind"] == "view")
+    assert json.loads(called["scored"]["stats"][0])["scorer_calls"] == 4
+    assert json.loads(called["views"]["stats"][0]).get("scorer_calls", 0) == 0  # no model in the views step
+
+
+def test_ray_a_failed_view_fails_its_image_only(local_ray, tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 6)
+    recipes = {}
+    for executor in ("local", "ray"):
+        recipes[executor] = _recipe(tmp_path / f"{executor}.sqlite", executor)
+        recipes[executor]["scorers"][0]["params"]["fail_on"] = "img02"
+    local = run_pipeline(Pipeline.from_recipe(recipes["local"]), [tmp_path / "imgs"])
+    remote = run_pipeline(Pipeline.from_recipe(recipes["ray"]), [tmp_path / "imgs"])
+    assert [r.error for r in remote] == [r.error for r in local]
+    assert [bool(r.error) for r in remote] == [False, False, True, False, False, False]
+    assert "cannot score a view of img02" in remote[2].error
+    assert [r.score for r in remote] == [r.score for r in local]
+    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
