@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -92,20 +93,21 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
         run_pipeline(Pipeline.from_recipe(data), [tmp_path / "imgs"])
 
 
-def _steps(recipe: dict, paths: list[Path]) -> tuple[list[dict], dict]:
-    """The Ray steps called directly, in one process: rows after scoring, and the step objects."""
+def _steps(recipe: dict, paths: list[Path]) -> tuple[Any, dict]:
+    """The Ray steps called directly, in one process, on one group: the group scored, and the steps."""
     from iqa_core.executors.ray.score import ScoreStep
     from iqa_core.executors.ray.segment import SegmentStep
     from iqa_core.executors.ray.views import cut_views
+    from iqa_core.executors.ray.wire import Group
 
     recipe = {**recipe, "runtime": {**recipe["runtime"], "store": None}}
     segment, score = SegmentStep(Pipeline, recipe), ScoreStep(Pipeline, recipe)
-    segmented = segment({"path": [str(p) for p in paths], "seed": [""] * len(paths)})
-    viewed = cut_views(segmented, Pipeline, json.dumps(recipe))
-    scored = score(viewed)
-    assert not any([*segmented["fatal"], *viewed["fatal"], *scored["fatal"]])
-    rows = [{"kind": k, "path": p, **json.loads(i)} for k, p, i in zip(scored["kind"], scored["path"], scored["info"])]
-    return rows, {"segment": segment, "views": viewed, "score": score, "scored": scored}
+    viewed = cut_views(
+        segment({"images": [json.dumps([{"path": str(p), "seed": ""} for p in paths])]}), Pipeline, json.dumps(recipe)
+    )
+    scored = Group.read(score(viewed), 0)
+    assert not scored.fatal
+    return scored, {"segment": segment, "score": score, "viewed": Group.read(viewed, 0)}
 
 
 def test_ray_segmentation_failures_are_rows_and_steps_keep_one_batch(local_ray, tmp_path: Path) -> None:
@@ -115,19 +117,18 @@ def test_ray_segmentation_failures_are_rows_and_steps_keep_one_batch(local_ray, 
     on_ray = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray")), [tmp_path / "imgs"])
     assert [r.error for r in on_ray] == [r.error for r in local]
 
-    # called directly, the steps keep only the current batch's rows
+    # called directly, the steps keep only the current group's rows
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
     for path in sorted((tmp_path / "imgs").glob("img*.png")):
-        rows, steps = _steps(recipe, [path])
-        assert [r["kind"] for r in rows] == ["image"] + ["view"] * 4 and all("levels" in r for r in rows[1:])
+        group, steps = _steps(recipe, [path])
+        assert len(group.views) == 4 and all("levels" in v for v in group.views) and not group.pixels
         assert steps["score"].pipeline.store.count("view_scores") == 4
         assert steps["segment"].pipeline.store.count("masks") == 1
     narrow = tmp_path / "narrow.png"
     Image.new("RGB", (4, 16)).save(narrow)  # the test segmenter fails on it
-    rows, steps = _steps(recipe, [narrow])
-    assert [r["kind"] for r in rows] == ["image"]  # no views: it is not tried again after the first step
-    assert "segmentation failed: ValueError: image too small" in rows[0]["error"]
-    assert json.loads(steps["views"]["stats"][0]).get("segmenter_calls", 0) == 0
+    group, steps = _steps(recipe, [narrow])
+    assert "segmentation failed: ValueError: image too small" in group.images[0]["error"]
+    assert group.views == [] and steps["viewed"].stats.get("segmenter_calls", 0) == 0  # not tried again
 
 
 def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_path: Path) -> None:
@@ -138,12 +139,13 @@ def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_
     steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [])).splitlines()]
     assert steps[:3] == ["MapBatches(ScoreStep)", "MapBatches(cut_views)", "MapBatches(SegmentStep)"]
 
-    rows, called = _steps(recipe, paths)
-    # the views step cut every view (4 per image); the scoring step got them as one Ray batch and
-    # batched them across images by the scorer's batch_size (3): 12 views in 4 forwards, not 3 x 2
-    assert sum(r["kind"] == "view" for r in rows) == 12 and all("levels" in r for r in rows if r["kind"] == "view")
-    assert json.loads(called["scored"]["stats"][0])["scorer_calls"] == 4
-    assert json.loads(called["views"]["stats"][0]).get("scorer_calls", 0) == 0  # no model in the views step
+    group, called = _steps(recipe, paths)
+    # the views step cut every view (4 per image) of the group; the scoring step batched them
+    # across images by the scorer's batch_size (3): 12 views in 4 forwards, not 3 x 2
+    assert len(group.views) == 12 and len({v["path"] for v in group.views}) == 3
+    assert all("levels" in v for v in group.views)
+    assert called["viewed"].stats.get("scorer_calls", 0) == 0  # no model in the views step
+    assert group.stats["scorer_calls"] == 4 and group.stats["views_scored"] == 12
 
 
 def test_ray_a_failed_view_fails_its_image_only(local_ray, tmp_path: Path) -> None:

@@ -3,13 +3,13 @@
     read + segment (actors holding the segmenter) -> regions + views (CPU tasks)
     -> prepare + score (actors holding the scorers) -> finish (the driver)
 
-On a GPU cluster each GPU hosts a segmenter actor (0.25) and a scorer actor (0.75), so
-segmentation of the next images overlaps scoring; regions and views are cut on any CPU,
-and a scoring batch holds the views of many images. The driver sends each image's stored
-rows (masks, view scores from any recipe) along with its path, so no step recomputes
-what the store has; it stores what the steps send back and finishes each image, so a Ray
-run leaves the results and store rows a local run would. Input paths must be readable on
-every node (a shared or mounted file system).
+A row is a batching group of images (see ``wire``). On a GPU cluster each GPU hosts a
+segmenter actor (0.25) and a scorer actor (0.75), so segmentation of the next groups
+overlaps scoring; regions and views are cut on any CPU. The driver sends each image's
+stored rows (masks, view scores from any recipe) along with its path, so no step
+recomputes what the store has; it stores what the steps send back and finishes each
+image, so a Ray run leaves the results and store rows a local run would. Input paths
+must be readable on every node (a shared or mounted file system).
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from ...api import ImageResult
 from ...errors import ImageError, IQAError
-from ...images import content_hash, read_file
+from ...images import content_hash, decoded_bytes, read_file
+from ...pipeline.budget import ByteBudget
 from ...pipeline.items import from_store
+from ...pipeline.segment import closes_group
 from ...plugins import manager
 from ..placement import worker_recipe
-from .finish import Finisher
+from .finish import results
 from .score import ScoreStep
 from .segment import SegmentStep
 from .views import cut_views
-from .wire import raise_fatal
+from .wire import Group
 
 if TYPE_CHECKING:
     from ...pipeline import Pipeline
@@ -43,75 +45,87 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     except ImportError:
         raise IQAError("executor 'ray' needs Ray: pip install 'iqa[ray]'") from None
     done: dict[str, ImageResult] = {}
-    pending: list[dict[str, str]] = []
-    for path in paths:
-        try:
-            digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
-        except ImageError:  # unreadable: the first step records the error row
-            pending.append({"path": path, "seed": ""})
-            continue
-        cached = pipeline.store.get_result(pipeline.key, digest)
-        if cached is not None:
-            done[path] = from_store(path, digest, cached)
-            pipeline.stats["results_cached"] += 1
-        else:
-            pending.append({"path": path, "seed": json.dumps(pipeline.store.export_rows([digest]))})
-    if pending:
-        for result in _steps(ray, pipeline, pending, progress):
+    groups: list[list[dict[str, str]]] = []
+    for group in _groups(pipeline, paths):
+        pending = []
+        for path in group:
+            try:
+                digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
+            except ImageError:  # unreadable: the first step records the error row
+                pending.append({"path": path, "seed": ""})
+                continue
+            cached = pipeline.store.get_result(pipeline.key, digest)
+            if cached is not None:
+                done[path] = from_store(path, digest, cached)
+                pipeline.stats["results_cached"] += 1
+            else:
+                pending.append({"path": path, "seed": json.dumps(pipeline.store.export_rows([digest]))})
+        if pending:
+            groups.append(pending)
+    if groups:
+        for result in _run(ray, pipeline, groups, progress):
             done[result.path] = result
     hook, recipe = manager().hook, pipeline.recipe.model_dump(mode="json")
     for path in paths:
-        if path not in done:
-            raise IQAError(f"{path}: the Ray run ended without its result")
         hook.iqa_image_scored(result=done[path], recipe=recipe)
         pipeline.stats["images"] += 1
         pipeline.stats["failed"] += done[path].error is not None
     return done
 
 
-def _steps(ray: Any, pipeline: Pipeline, pending: list[dict[str, str]], progress: bool) -> Iterator[ImageResult]:
-    """Run the steps over ``pending``; each result as soon as its image's last row is in."""
+def _groups(pipeline: Pipeline, paths: Sequence[str]) -> list[list[str]]:
+    """The paths in the local run's batching groups (cached results count, as they do there)."""
+    runtime = pipeline.recipe.runtime
+    limit = ByteBudget(int(runtime.max_inflight_mb * 2**20)).limit // 2
+    groups: list[list[str]] = []
+    count = held = 0
+    for path in paths:
+        need = decoded_bytes(path, runtime.max_pixels)
+        if not groups or closes_group(count, held, need, runtime.chunk_images, limit):
+            groups.append([])
+            count = held = 0
+        groups[-1].append(path)
+        count += 1
+        held += need
+    return groups
+
+
+def _run(ray: Any, pipeline: Pipeline, groups: list[list[dict[str, str]]], progress: bool) -> Iterator[ImageResult]:
+    """Run the steps over ``groups``; each group's results as soon as it is scored."""
     runtime = pipeline.recipe.runtime
     if not ray.is_initialized():
         ray.init(address=runtime.ray_address, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = progress
-    finisher = Finisher(pipeline)
-    for row in dataset(ray, pipeline, pending).iter_rows():
-        if row["fatal"]:
-            raise_fatal(row["fatal"])
-        if row["stats"]:
-            pipeline.stats.update(json.loads(row["stats"]))
-        result = finisher.add(row["kind"], row["path"], json.loads(row["info"]))
-        if result is not None:
-            yield result
+    for row in dataset(ray, pipeline, groups).iter_rows():
+        group = Group.read({name: [value] for name, value in row.items()}, 0)
+        group.raise_fatal()
+        pipeline.stats.update(group.stats)
+        yield from results(pipeline, group)
 
 
-def dataset(ray: Any, pipeline: Pipeline, pending: list[dict[str, str]]) -> Any:
-    """The Ray Data steps over ``pending`` (rows of path and seed), not yet run."""
+def dataset(ray: Any, pipeline: Pipeline, groups: list[list[dict[str, str]]]) -> Any:
+    """The Ray Data steps over ``groups`` (each image's path and stored rows), not yet run."""
     runtime = pipeline.recipe.runtime
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = runtime.ray_actors or max(gpus, 1)
     recipe = worker_recipe(pipeline, None)
     recipe["runtime"]["store"] = None
     built = {"factory": type(pipeline), "recipe": recipe}
-    ds = ray.data.from_items(pending)
+    ds = ray.data.from_items([{"images": json.dumps(group)} for group in groups])
     if pipeline.segments:
         ds = ds.map_batches(
             SegmentStep,
             fn_constructor_kwargs=built,
-            batch_size=runtime.chunk_images,
+            batch_size=1,  # a group of images (runtime.chunk_images)
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=0.25 if gpus else 0,
             num_cpus=MODEL_ACTOR_CPUS,
         )
-    ds = ds.map_batches(
-        cut_views, fn_kwargs={"factory": type(pipeline), "recipe": json.dumps(recipe)}, batch_size=runtime.chunk_images
-    )
-    views = max(scorer.batch_size for _, scorer, _ in pipeline.scorers) * runtime.batch_lookahead
+    ds = ds.map_batches(cut_views, fn_kwargs={"factory": type(pipeline), "recipe": json.dumps(recipe)}, batch_size=1)
     return ds.map_batches(
         ScoreStep,
         fn_constructor_kwargs=built,
-        batch_size=views,  # rows: the views of many images (and their images' rows, passed through)
+        batch_size=1,  # a group: the views of its images, batched per scorer
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=0.75 if gpus else 0,
         num_cpus=MODEL_ACTOR_CPUS,

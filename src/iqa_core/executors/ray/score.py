@@ -1,16 +1,15 @@
 """Step 3, prepare and score (an actor pool holding the scorers, a share of a GPU each).
 
-A Ray batch holds the views of many images. Per scorer they are batched as the local run
-batches them (the pipeline's ``Pool``: sorted by cost, packed by ``batch_size`` and
-``batch_tokens``); an identical view twice in a Ray batch is scored once (the ``Ledger``).
-The processor loads with the model, so batches are prepared here, the next one in a thread
-while the current one runs forward (``score.prepare`` / ``score.forward``, with their
-view-by-view retry). Out: each view row with its level probabilities or why it failed.
+A group's views, of all its images, are batched per scorer as the local run batches them
+(the pipeline's ``Pool``: sorted by cost, packed by ``batch_size`` and ``batch_tokens``);
+an identical view twice in a group is scored once (the ``Ledger``). The processor loads
+with the model, so batches are prepared here, the next one in a thread while the current
+one runs forward (``score.prepare`` / ``score.forward``, with their view-by-view retry).
+Each view gains its level probabilities or why it failed; the pixels go no further.
 """
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -20,56 +19,45 @@ from ...api import View
 from ...pipeline import score
 from ...pipeline.batches import Ledger, Pending, Pool
 from ...pipeline.items import Item
-from .wire import Batch, Step, levels_to, region_from, stats_of
+from .wire import Group, Step, levels_to, region_from
 
 
 class ScoreStep(Step):
-    def run(self, batch: Batch) -> Batch:
-        pipeline = self.pipeline
-        ledger = Ledger()
+    def run(self, group: Group) -> None:
+        pipeline, ledger = self.pipeline, Ledger()
         items: dict[str, Item] = {}
         queued: dict[str, list[Pending]] = {label: [] for label in pipeline.labels}
-        infos = [json.loads(str(cell)) for cell in batch["info"]]
-        for kind, path, info, pixels in zip(batch["kind"], batch["path"], infos, batch["pixels"]):
-            if kind != "view" or "error" in info:
+        pixels = memoryview(group.pixels)
+        for view in group.views:
+            if "error" in view:  # could not be cut
                 continue
-            label, key = info["label"], tuple(info["key"])
-            item = items.setdefault(str(path), Item(0, str(path)))
+            label, key = view["label"], tuple(view["key"])
+            item = items.setdefault(view["path"], Item(0, view["path"]))
             item.levels.setdefault(label, {})
             item.failed.setdefault(label, {})
             first = not ledger.waiting(label, key)
             ledger.claim(label, key, item)
             if first:
-                image = Image.frombytes(info["mode"], tuple(info["size"]), bytes(pixels))
-                cut = View(image=image, key=key[1], source=str(path))
-                region = region_from(info["region"])
-                queued[label].append(Pending(key, item, region, info["cost"], info["tokens"], cut))
-        lookahead = pipeline.recipe.runtime.batch_lookahead
+                start, end = view["at"]
+                image = Image.frombytes(view["mode"], tuple(view["size"]), bytes(pixels[start:end]))
+                cut = View(image=image, key=key[1], source=view["path"])
+                queued[label].append(Pending(key, item, region_from(view["region"]), view["cost"], view["tokens"], cut))
         ready = []
         for label, scorer, _ in pipeline.scorers:
             if queued[label]:
                 pipeline.load_scorer(label)
-                pool = Pool(scorer, lookahead)
+                pool = Pool(scorer, pipeline.recipe.runtime.batch_lookahead)
                 ready += [(label, views) for views in pool.add(queued[label]) + pool.flush()]
         self._score(ledger, ready)
-        for info, path in zip(infos, batch["path"]):
-            item = items.get(str(path))
-            if item is not None and "key" in info:
-                key = tuple(info["key"])
-                levels = item.levels[info["label"]].get(key)
+        for view in group.views:
+            if "error" not in view:
+                item, key = items[view["path"]], tuple(view["key"])
+                levels = item.levels[view["label"]].get(key)
                 if levels is not None:
-                    info["levels"] = levels_to(levels)
+                    view["levels"] = levels_to(levels)
                 else:
-                    info.setdefault("error", item.failed[info["label"]].get(key, "not scored"))
-        stats = stats_of(batch)
-        stats.update(pipeline.stats)
-        return {
-            "kind": list(map(str, batch["kind"])),
-            "path": list(map(str, batch["path"])),
-            "info": [json.dumps(info) for info in infos],
-            "pixels": [b""] * len(infos),  # scored: the pixels go no further
-            "stats": [json.dumps(dict(stats))] + [""] * (len(infos) - 1),
-        }
+                    view["error"] = item.failed[view["label"]].get(key, "not scored")
+        group.pixels = b""
 
     def _score(self, ledger: Ledger, ready: list[tuple[str, list[Pending]]]) -> None:
         """Forward each batch while the next one is prepared in a thread."""
@@ -84,13 +72,3 @@ class ScoreStep(Step):
                 current = coming.result()
                 coming = next_batch()
                 score.forward(pipeline, ledger, current)
-
-    def passed(self, batch: Batch) -> Batch:
-        n = len(batch["path"])
-        return {
-            "kind": list(map(str, batch["kind"])),
-            "path": list(map(str, batch["path"])),
-            "info": list(map(str, batch["info"])),
-            "pixels": [b""] * n,
-            "stats": [""] * n,
-        }

@@ -1,7 +1,7 @@
 """Step 1, read and segment (an actor pool holding the segmenter, a share of a GPU each).
 
 Each image is read and its masks come from the seeded store rows or the segmenter, once.
-Out: per image its content hash and masks, or its error row's message.
+Each image of the group gains its content hash and masks, or its error row's message.
 """
 
 from __future__ import annotations
@@ -12,22 +12,17 @@ from typing import Any
 from ...errors import IQAError
 from ...images import read_image
 from ...pipeline.items import describe
-from .wire import Batch, Step
+from .wire import Group, Step
 
 
 class SegmentStep(Step):
     """Read each image and run the segmenter once per image (unless its masks are seeded)."""
 
-    def run(self, batch: Batch) -> Batch:
-        pipeline = self.pipeline
-        paths, seeds = [str(p) for p in batch["path"]], [str(s) for s in batch["seed"]]
-        out = []
-        for path, seed in zip(paths, seeds):
-            if seed:
-                pipeline.store.import_rows(json.loads(seed))
-            out.append(json.dumps(self._masks(path)))
-        stats = json.dumps(dict(pipeline.stats))
-        return {"path": paths, "seed": seeds, "info": out, "stats": [stats] + [""] * (len(paths) - 1)}
+    def run(self, group: Group) -> None:
+        for image in group.images:
+            if image["seed"]:
+                self.pipeline.store.import_rows(json.loads(image["seed"]))
+            image.update(self._masks(image["path"]))
 
     def _masks(self, path: str) -> dict[str, Any]:
         try:
@@ -40,7 +35,3 @@ class SegmentStep(Step):
             raise
         except Exception as exc:  # one image's failure
             return {"hash": loaded.content_hash, "error": describe("segmentation", exc, path)}
-
-    def passed(self, batch: Batch) -> Batch:
-        n = len(batch["path"])
-        return {"path": list(map(str, batch["path"])), "seed": [""] * n, "info": ["{}"] * n, "stats": [""] * n}

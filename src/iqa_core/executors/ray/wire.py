@@ -1,9 +1,11 @@
-"""What travels between the Ray steps, and the actor base that keeps a user error as data.
+"""What travels between the Ray steps: one row per batching group of images.
 
-Every step after the first emits rows of one schema (:data:`COLUMNS`): an ``image`` row per
-input (its regions, view keys and masks, or its error) and a ``view`` row per view still to
-score (its key and pixels; after scoring, its level probabilities or why it failed). ``info``
-is JSON; ``stats`` holds counts on one row per batch; ``fatal`` a user error, pickled.
+A group is what the local run batches together between two flushes (``runtime.chunk_images``
+images, or half the byte budget; ``segment.closes_group``), so the scoring step forms the
+local run's batches and its numbers are the local run's, whatever Ray's block boundaries
+and timing. A row holds the group's images (JSON), the views still to score (JSON) and
+their pixels (one bytes cell; each view says where its own are), the counts the steps
+made, and a user error, pickled, once one happened.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import pickle
 from abc import ABC, abstractmethod
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,40 +26,39 @@ from ...store import Store
 if TYPE_CHECKING:
     from ...pipeline import Pipeline
 
-Batch = dict[str, Any]  # column -> values, as Ray Data hands a batch over (numpy arrays) and takes it back (lists)
-COLUMNS = ("kind", "path", "info", "pixels", "stats", "fatal")
+Batch = dict[str, Any]  # column -> values, as Ray Data hands a batch over (arrays) and takes it back (lists)
 
 
-def pickled(exc: IQAError) -> str:
-    try:
-        return pickle.dumps(exc).hex()
-    except Exception:  # an attribute that does not pickle: the message is what matters
-        return pickle.dumps(IQAError(str(exc))).hex()
+@dataclass
+class Group:
+    """One row: a group of images in input order, and what the steps so far made of it."""
 
+    images: list[dict[str, Any]]
+    views: list[dict[str, Any]] = field(default_factory=list)
+    pixels: bytes = b""
+    stats: Counter[str] = field(default_factory=Counter)
+    fatal: str = ""
 
-def raise_fatal(cell: str) -> None:
-    raise pickle.loads(bytes.fromhex(cell))
+    @classmethod
+    def read(cls, batch: Batch, i: int) -> Group:
+        stats = Counter(json.loads(str(batch["stats"][i]))) if "stats" in batch else Counter()
+        views = json.loads(str(batch["views"][i])) if "views" in batch else []
+        pixels = bytes(batch["pixels"][i]) if "pixels" in batch else b""
+        fatal = str(batch["fatal"][i]) if "fatal" in batch else ""
+        return cls(json.loads(str(batch["images"][i])), views, pixels, stats, fatal)
 
+    def row(self) -> dict[str, Any]:
+        return {
+            "images": json.dumps(self.images),
+            "views": json.dumps(self.views),
+            "pixels": self.pixels,
+            "stats": json.dumps(dict(self.stats)),
+            "fatal": self.fatal,
+        }
 
-def fatal_of(batch: Batch) -> str:
-    return next((str(c) for c in batch.get("fatal", []) if c), "")
-
-
-def stats_of(batch: Batch) -> Counter[str]:
-    """The counts earlier steps attached to this batch's rows."""
-    total: Counter[str] = Counter()
-    for cell in batch.get("stats", []):
-        if cell:
-            total.update(json.loads(str(cell)))
-    return total
-
-
-def columns(out: list[dict[str, Any]], stats: Counter[str]) -> Batch:
-    """Rows -> a batch of :data:`COLUMNS` but ``fatal``, the counts on the first row."""
-    batch: Batch = {name: [row.get(name, b"" if name == "pixels" else "") for row in out] for name in COLUMNS[:-1]}
-    if out:
-        batch["stats"] = [json.dumps(dict(stats))] + [""] * (len(out) - 1)
-    return batch
+    def raise_fatal(self) -> None:
+        if self.fatal:
+            raise pickle.loads(bytes.fromhex(self.fatal))
 
 
 def levels_to(levels: LevelProbs) -> dict[str, Any]:
@@ -78,7 +80,7 @@ def region_from(data: dict[str, Any]) -> Region:
 
 
 class Step(ABC):
-    """A Ray actor holding a pipeline whose in-memory store holds one batch's rows at a time.
+    """A Ray step holding a pipeline whose in-memory store holds one group's rows at a time.
 
     A user error (e.g. weights that cannot be loaded) travels on as data in the ``fatal``
     column, and later steps pass it through: Ray Data would wrap a raised one into a long
@@ -89,23 +91,29 @@ class Step(ABC):
         self.pipeline = factory.from_recipe(recipe, Store(None))
 
     def __call__(self, batch: Batch) -> Batch:
-        fatal = fatal_of(batch)
-        if not fatal:
-            self.pipeline.store.close()
-            self.pipeline.store = Store(None)  # the rows of earlier batches went on already
-            self.pipeline.stats.clear()
-            try:
-                out = self.run(batch)
-                return {**out, "fatal": [""] * len(out["path"])}
-            except IQAError as exc:
-                fatal = pickled(exc)
-        out = self.passed(batch)
-        return {**out, "fatal": [fatal] * len(out["path"])}
+        out: dict[str, list[Any]] = {}
+        for i in range(len(batch["images"])):
+            group = Group.read(batch, i)
+            if not group.fatal:
+                self.pipeline.store.close()
+                self.pipeline.store = Store(None)  # the rows of earlier groups went on already
+                self.pipeline.stats.clear()
+                try:
+                    self.run(group)
+                    group.stats.update(self.pipeline.stats)
+                except IQAError as exc:
+                    group.fatal = _pickled(exc)
+            for name, value in group.row().items():
+                out.setdefault(name, []).append(value)
+        return out
 
     @abstractmethod
-    def run(self, batch: Batch) -> Batch:
-        """This step's work on one batch (every column but ``fatal``)."""
+    def run(self, group: Group) -> None:
+        """This step's work on one group (in place)."""
 
-    @abstractmethod
-    def passed(self, batch: Batch) -> Batch:
-        """This step's output with nothing done (after a user error), every column but ``fatal``."""
+
+def _pickled(exc: IQAError) -> str:
+    try:
+        return pickle.dumps(exc).hex()
+    except Exception:  # an attribute that does not pickle: the message is what matters
+        return pickle.dumps(IQAError(str(exc))).hex()
