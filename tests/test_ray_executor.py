@@ -161,3 +161,13 @@ def test_ray_a_failed_view_fails_its_image_only(local_ray, tmp_path: Path) -> No
     assert "cannot score a view of img02" in remote[2].error
     assert [r.score for r in remote] == [r.score for r in local]
     assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
+
+
+def test_ray_groups_are_the_local_runs_batching_groups(tmp_path: Path) -> None:
+    from iqa_core.executors.ray import batching_groups
+
+    paths = [str(p) for p in write_images(tmp_path / "imgs", 5)]  # 64 x 48: 12288 budget bytes each
+    recipe = _recipe(tmp_path / "s.sqlite", "ray")
+    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:2], paths[2:4], paths[4:]]
+    recipe["runtime"].update(chunk_images=32, max_inflight_mb=2 * 3 * 12288 / 2**20)  # half: 3 images
+    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:3], paths[3:]]

@@ -46,7 +46,7 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
         raise IQAError("executor 'ray' needs Ray: pip install 'iqa[ray]'") from None
     done: dict[str, ImageResult] = {}
     groups: list[list[dict[str, str]]] = []
-    for group in _groups(pipeline, paths):
+    for group in batching_groups(pipeline, paths):
         pending = []
         for path in group:
             try:
@@ -73,7 +73,7 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
     return done
 
 
-def _groups(pipeline: Pipeline, paths: Sequence[str]) -> list[list[str]]:
+def batching_groups(pipeline: Pipeline, paths: Sequence[str]) -> list[list[str]]:
     """The paths in the local run's batching groups (cached results count, as they do there)."""
     runtime = pipeline.recipe.runtime
     limit = ByteBudget(int(runtime.max_inflight_mb * 2**20)).limit // 2
