@@ -53,10 +53,10 @@ def prepared(pipeline: Pipeline, stream: Iterable[Item | Flush], ledger: Ledger)
             yield got  # before any batch holding its views: the scoring thread knows every image it delivers to
         for label, batches in ready:
             for views in batches:
-                yield _prepare(pipeline, label, views)
+                yield prepare(pipeline, label, views)
     for label, pool in pools.items():
         for views in pool.flush():
-            yield _prepare(pipeline, label, views)
+            yield prepare(pipeline, label, views)
 
 
 def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: Scorer, std: Standard) -> list[Pending]:
@@ -91,7 +91,7 @@ def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: S
     return new
 
 
-def _prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
+def prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
     """Cut a batch's views and run the scorer's ``prepare`` on them (in the prepare thread)."""
     _, scorer, std = pipeline.scorer(label)
     batch = Batch(label, [])
@@ -114,6 +114,8 @@ def _prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
 
 
 def _cut(pipeline: Pipeline, view: Pending, scorer: Scorer) -> View:
+    if view.cut is not None:  # cut already (by the Ray views step)
+        return view.cut
     return pipeline.views.cut(view.item.loaded, view.region, view.key, scorer)  # type: ignore[arg-type]
 
 
