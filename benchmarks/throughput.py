@@ -439,7 +439,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plugin_of = {"janus": "janus_pro", "qwen25_vl": "hf_vlm"}
     recipe = {
         "segmenter": {"name": "sam2", "params": {**seg_params, "device": device}},
-        "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"], "min_view_side": 32},
+        "regions": {
+            "min_area": 0.01,
+            "complement": True,
+            "views": ["bbox", "whole"],
+            "min_view_side": 32,
+            "prescale": args.prescale,
+        },
         "standard": {"name": "word", "params": {"levels": 7}},
         "scorers": [
             {
@@ -482,6 +488,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "chunk_images": args.chunk_images,
             "workers": args.workers,
             "regions": "sam2 runs, then 7 fixed masks (benchmarks/regions.py)",
+            "prescale": args.prescale,
         },
         "memory": mem.kind,
         "peak_tflops": peak,
@@ -675,6 +682,13 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also time SAM2 with every candidate passing the filters, alone and end to end (default on)",
+    )
+    ap.add_argument(
+        "--prescale",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="regions.prescale in the recipe: JPEGs decoded reduced, views shrunk to each scorer's input size "
+        "(other pixels than full-resolution cuts; default off)",
     )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     ap.add_argument("--workdir", default=None, help="models, images, store (default: a temp dir)")
