@@ -197,7 +197,8 @@ def test_group_lengths(lengths, slack, groups):
 
 def test_pad_slack_shares_a_padded_pass_within_tolerance(model_dirs):
     """``pad_slack`` puts prompts of different lengths into one left-padded pass; in float32
-    their probabilities stay within 1e-5 of the exact-length (unpadded) ones."""
+    their probabilities stay within 1e-6 of the exact-length (unpadded) ones (seen: ~1e-8;
+    letting the model attend to the padding moves them by ~2e-4, two views differ by ~4e-4)."""
     exact = load(model_dirs, "qwen2_5_vl")
     padded = load(model_dirs, "qwen2_5_vl", pad_slack=64)
     views = [view(size, seed) for seed, size in enumerate([(40, 30), (28, 70), (90, 24), (300, 200), (50, 50)])]
@@ -206,7 +207,7 @@ def test_pad_slack_shares_a_padded_pass_within_tolerance(model_dirs):
     prepared = padded.prepare(views, STD)
     assert len(prepared.buckets) == 1 and not bool(prepared.buckets[0][1]["attention_mask"].all())
     assert len(exact.prepare(views, STD).buckets) == len(lengths)
-    np.testing.assert_allclose(padded.score(views, STD).probs, exact.score(views, STD).probs, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(padded.score(views, STD).probs, exact.score(views, STD).probs, rtol=0, atol=1e-6)
     assert exact.cache_key() != padded.cache_key()  # padded scores are stored apart
 
 
