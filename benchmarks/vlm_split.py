@@ -8,9 +8,14 @@ scorer's length buckets (one forward pass each), and ``padding_s`` the language 
 costs (its time is close to linear in tokens).
 
 Run as a script it profiles ``hf_vlm`` on the CPU with a Qwen2.5-VL at test size and at a
-mid size (``benchmarks/models.py``), views cut from a 1024x768 image:
+mid size (``benchmarks/models.py``) on one 1024x768 image's views: by default the real
+workload's (``--views regions``: the whole image, the 7 boxes of ``benchmarks/regions.py``'s
+fixed masks, 100x123 to 922x653 px, and the complement's box), or the whole image and random
+crops (``--views random``). On the CPU the seconds are process time, the fastest of
+``--repeat`` runs, so a busy shared machine does not inflate them. ``--pad-slack`` sets the
+scorer's ``pad_slack`` (a large value: one padded pass, as before length buckets):
 
-    python benchmarks/vlm_split.py --dims tiny,mid --batch-size 8
+    OMP_NUM_THREADS=1 python benchmarks/vlm_split.py --dims tiny,mid --batch-size 9
 """
 
 from __future__ import annotations
