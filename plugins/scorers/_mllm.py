@@ -71,6 +71,11 @@ class MLLMParams(Params):
     )
     answer: Literal["level_token", "generate"] = "level_token"
     max_new_tokens: int = Field(default=8, ge=1)
+    attn_implementation: str | dict[str, str] | None = Field(
+        default=None,
+        description="transformers' attention for from_pretrained, for the whole model or per part "
+        "(e.g. {vision_config: flash_attention_2, text_config: sdpa}); null: SDPA on CUDA, else the default",
+    )
 
 
 class ChatParams(MLLMParams):
@@ -382,7 +387,8 @@ class MLLMScorer(Scorer):
             return [Weights(path=model, files=("config.json",))]
         return [Weights(repo=model, revision=self.params.revision)]
 
-    uncached_params = Scorer.uncached_params | {"local_files_only"}
+    # the attention kernel changes numbers as little as the device does (and ``device`` is uncached)
+    uncached_params = Scorer.uncached_params | {"local_files_only", "attn_implementation"}
 
     @abstractmethod
     def _load(self, source: str) -> tuple[Any, Any]:
@@ -414,9 +420,14 @@ class MLLMScorer(Scorer):
         return {"revision": self.params.revision, "local_files_only": self.params.local_files_only}
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Placement and precision for ``from_pretrained``; SDPA attention on CUDA."""
+        """Placement, precision and attention for ``from_pretrained``: ``attn_implementation``
+        if set, else SDPA on CUDA. Without flash attention, Qwen2.5-VL's vision tower runs one
+        attention call per 112-pixel window (thousands per batch at 7B size); flash attention
+        runs each layer's windows in one varlen call."""
         kwargs: dict[str, Any] = {"dtype": self.dtype, "device_map": str(self.device)}
-        if self.device.type == "cuda":
+        if self.params.attn_implementation is not None:
+            kwargs["attn_implementation"] = self.params.attn_implementation
+        elif self.device.type == "cuda":
             kwargs["attn_implementation"] = "sdpa"
         return kwargs
 

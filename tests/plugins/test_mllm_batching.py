@@ -1,6 +1,7 @@
 """What a view costs, known before the processor runs: ``view_tokens`` and ``input_size`` of the
 MLLM scorers against what the real processors of tiny checkpoints produce, the buckets formed
-from them (each view processed once), and ``pad_slack``.
+from them (each view processed once), ``pad_slack``, the preprocessing device and the
+attention implementation.
 
 Families: Qwen2-VL / Qwen2.5-VL / Qwen3-VL (size-dependent, ``smart_resize``), LLaVA-1.5 and
 Gemma 3 (fixed size), Idefics3, InternVL and LLaVA-OneVision (tiled), Janus (fixed 576-style
@@ -236,3 +237,16 @@ def test_processor_gets_the_preprocessing_device(scorers, monkeypatch):
         assert rows_a == rows_b and a.keys() == b.keys()
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_attention_implementation_per_part(model_dirs, scorers):
+    """``attn_implementation`` reaches ``from_pretrained``, per part; the scores and the cache
+    key stay those of the default (eager and SDPA agree in float32)."""
+    scorer = load(model_dirs, "qwen2_5_vl", attn_implementation={"vision_config": "eager", "text_config": "sdpa"})
+    config = scorer.model.config
+    assert (config.vision_config._attn_implementation, config.text_config._attn_implementation) == ("eager", "sdpa")
+    assert scorers["qwen2_5_vl"].model.config.vision_config._attn_implementation == "sdpa"
+    views = [view((300, 200)), view((40, 30), 1)]
+    default = scorers["qwen2_5_vl"]
+    np.testing.assert_allclose(scorer.score(views, STD).probs, default.score(views, STD).probs, rtol=0, atol=1e-6)
+    assert scorer.cache_key() == default.cache_key()
