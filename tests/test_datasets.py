@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iqa_core.datasets import DATASETS, DatasetError, Item, load_dataset, subset
 from iqa_core.errors import IQAError
+from iqa_core.evaluation.datasets import DATASETS, DatasetError, Item, load_dataset, subset
 
 
 def _image(path: Path, value: int = 128) -> None:

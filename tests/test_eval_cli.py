@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from helpers import recipe, write_images
 from iqa_core.cli import cli
-from iqa_core.metrics import discretization_bound
+from iqa_core.evaluation.metrics import discretization_bound
 
 
 def _write_recipe(path: Path, **overrides) -> Path:

@@ -11,7 +11,7 @@ from test_eval_cli import _csv_dataset, _write_recipe, dataset  # noqa: F401  (a
 
 from iqa_core.cli import cli
 from iqa_core.errors import IQAError
-from iqa_core.evaluate import recipe_names
+from iqa_core.evaluation.evaluate import recipe_names
 
 
 def test_names_take_as_many_folders_as_tell_recipes_apart(tmp_path: Path) -> None:

@@ -8,9 +8,15 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from iqa_core.api import ImageResult, Region, RegionScore
-from iqa_core.figures import emptiest_corner, plural, regions_figure, regions_histogram, scatter_with_marginals
-from iqa_core.metrics import MetricError
-from iqa_core.report import render_text, write_markdown_report
+from iqa_core.evaluation.figures import (
+    emptiest_corner,
+    plural,
+    regions_figure,
+    regions_histogram,
+    scatter_with_marginals,
+)
+from iqa_core.evaluation.metrics import MetricError
+from iqa_core.evaluation.report import render_text, write_markdown_report
 
 
 def _check(paths, stem):

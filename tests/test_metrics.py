@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from iqa_core.errors import IQAError
-from iqa_core.metrics import (
+from iqa_core.evaluation.metrics import (
     MetricError,
     correlations,
     discretization_bound,

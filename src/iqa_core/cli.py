@@ -203,7 +203,7 @@ def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``NAME.KEY=VALUE`` pairs -> {dataset: {key: value}}; values parsed as YAML scalars."""
     import yaml
 
-    from .datasets import resolve_name
+    from .evaluation.datasets import resolve_name
 
     out: dict[str, dict[str, Any]] = {}
     for text in pairs:
@@ -268,9 +268,9 @@ def eval_cmd(
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
     from . import following
-    from .evaluate import DatasetSpec, evaluate, expand_recipes
+    from .evaluation.evaluate import DatasetSpec, evaluate, expand_recipes
+    from .evaluation.report import render_text
     from .extras import EVAL, require
-    from .report import render_text
 
     if figures:
         require("iqa eval's figures (--no-figures skips them)", {"matplotlib": EVAL})
@@ -317,8 +317,8 @@ def upper_bound(
     as_json: bool,
 ) -> None:
     """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
-    from .datasets import load_dataset
-    from .evaluate import DatasetSpec, dataset_labels, upper_bounds
+    from .evaluation.datasets import load_dataset
+    from .evaluation.evaluate import DatasetSpec, dataset_labels, upper_bounds
 
     try:
         ks = [int(k) for k in levels.split(",") if k.strip()]
@@ -366,8 +366,8 @@ def show(
 ) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
+    from .evaluation.figures import plural, regions_figure
     from .extras import EVAL, require
-    from .figures import plural, regions_figure
     from .recipe import resolve
 
     require("iqa show", {"matplotlib": EVAL})

@@ -66,7 +66,10 @@ class RegionsSpec(_Model):
 
 class RuntimeSpec(_Model):
     store: str | None = Field(".iqa/store.sqlite", description="SQLite cache; null = in memory")
-    chunk_images: int = Field(32, ge=1, description="images whose views are batched together")
+    chunk_images: int = Field(32, ge=1, description="at most this many images wait for their views to be batched")
+    batch_lookahead: int = Field(
+        4, ge=1, description="views are sorted by size over this many batches, then batched (less padding)"
+    )
     workers: int = Field(4, ge=0, description="threads reading and decoding images ahead")
     max_inflight_mb: float = Field(512, gt=0, description="decoded pixels in flight, MiB; a larger image runs alone")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)

@@ -60,7 +60,7 @@ def test_unknown_name_suggests_and_points_to_iqa_recipes(tmp_path: Path, monkeyp
 
 
 def test_eval_expands_a_packaged_folder(tmp_path: Path, monkeypatch) -> None:
-    from iqa_core.evaluate import expand_recipes
+    from iqa_core.evaluation.evaluate import expand_recipes
 
     monkeypatch.chdir(tmp_path)
     found = expand_recipes([Path("ablations/table4")])

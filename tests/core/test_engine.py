@@ -128,12 +128,14 @@ def test_resume_after_interruption(tmp_path: Path, test_plugins: Recorder) -> No
     interrupted = recipe(
         store, scorers=[{"name": "test_brightness", "params": {"batch_size": 3, "interrupt_after": 5}}]
     )
-    interrupted["runtime"]["chunk_images"] = 2  # 8 views per chunk: 3 calls per chunk
+    interrupted["runtime"]["chunk_images"] = 2  # 8 views per flush: 3 calls per flush
     with pytest.raises(KeyboardInterrupt):
         load_recipe(interrupted).score_many([tmp_path / "imgs"])
     done = list(test_plugins.views)
-    assert len(done) == 14  # chunk 1: 3 + 3 + 2 views; chunk 2: 3 + 3, then the interrupt
-    assert len(result_rows(store)) == 2  # the first chunk finished
+    assert len(done) == 14  # flush 1: 3 + 3 + 2 views; flush 2: 3 + 3, then the interrupt
+    # img00 and img01 finished, and img02 too: sorted by size, flush 2's first two calls held
+    # both quadrants of img02 and img03, then img02's two full-frame views
+    assert len(result_rows(store)) == 3
     resumed = recipe(store, scorers=[{"name": "test_brightness", "params": {"batch_size": 3}}])
     resumed["runtime"]["chunk_images"] = 2
     pipe = load_recipe(resumed)
@@ -142,7 +144,7 @@ def test_resume_after_interruption(tmp_path: Path, test_plugins: Recorder) -> No
     again = test_plugins.views[len(done) :]
     assert len(again) == 24 - 14  # only what was missing
     assert not set(again) & set(done)
-    assert pipe.stats["results_cached"] == 2 and pipe.stats["views_cached"] == 14 - 8
+    assert pipe.stats["results_cached"] == 3 and pipe.stats["views_cached"] == 14 - 12
     rows = result_rows(store)
     assert len(rows) == 6 and len(set(rows)) == 6  # one row per image, none duplicated
     # and the resumed scores equal an uninterrupted run's

@@ -28,17 +28,18 @@ def test_ctrl_c_exits_130_saying_what_is_stored(tmp_path: Path, test_plugins: Re
     write_images(tmp_path / "imgs", 6)
     data = recipe(tmp_path / "s.sqlite", scorers=[{"name": "test_brightness", "params": {"interrupt_after": 5}}])
     data["scorers"][0]["params"]["batch_size"] = 3
-    data["runtime"]["chunk_images"] = 2  # 8 views per chunk, 3 calls: the 6th call is in chunk 2
+    data["runtime"]["chunk_images"] = 2  # 8 views per flush, 3 calls: the 6th call is in flush 2
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(data))
     res = invoke("run", "-r", recipe_file, tmp_path / "imgs", "-o", tmp_path / "out.csv")
     assert res.exit_code == 130
-    assert res.stderr.strip() == "interrupted: 2 results stored; rerun to resume"
+    # img00, img01, and img02, whose last views were in the 5th call (see test_resume_after_interruption)
+    assert res.stderr.strip() == "interrupted: 3 results stored; rerun to resume"
     assert not (tmp_path / "out.csv").exists()
     del data["scorers"][0]["params"]["interrupt_after"]
     recipe_file.write_text(yaml.safe_dump(data))
     res = invoke("run", "-r", recipe_file, tmp_path / "imgs", "-o", tmp_path / "out.csv")
-    assert res.exit_code == 0 and "6 of 6 images scored" in res.stderr and "2 results and" in res.stderr
+    assert res.exit_code == 0 and "6 of 6 images scored" in res.stderr and "3 results and" in res.stderr
     # without a store nothing is kept, and the message says so
     data["scorers"][0]["params"]["interrupt_after"] = 1
     recipe_file.write_text(yaml.safe_dump(data))

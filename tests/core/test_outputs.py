@@ -97,8 +97,8 @@ def test_eval_files_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.Monke
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    from iqa_core import evaluate, figures, report
-    from iqa_core.datasets import Item
+    from iqa_core.evaluation import evaluate, figures, report
+    from iqa_core.evaluation.datasets import Item
 
     items = [Item(Path(f"img{i}.png"), float(i), f"img{i}.png") for i in range(20)]
     preds = tmp_path / "predictions.csv"

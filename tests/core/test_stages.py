@@ -45,12 +45,12 @@ def _set() -> threading.Event:
     return event
 
 
-def test_windows_close_at_half_the_byte_budget(tmp_path: Path, test_plugins: Recorder) -> None:
+def test_batches_close_at_half_the_byte_budget(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 6)
     free = load_recipe(recipe(None)).score_many([tmp_path / "imgs"])
     test_plugins.reset()
     data = recipe(None, scorers=[{"name": "test_brightness", "params": {"batch_size": 16}}])
-    data["runtime"]["max_inflight_mb"] = 4.5 * IMAGE_BYTES / 2**20  # two images per window
+    data["runtime"]["max_inflight_mb"] = 4.5 * IMAGE_BYTES / 2**20  # two images per flush
     pipe = load_recipe(data)
     bounded = pipe.score_many([tmp_path / "imgs"])
     assert [len({source for source, _ in b}) for b in test_plugins.batches] == [2, 2, 2]
@@ -81,7 +81,7 @@ class _Gated(QuadrantSegmenter):
 
 
 class _WaitsForSegmentation(BrightnessScorer):
-    """Scoring the first window waits until the next window is being segmented."""
+    """Scoring the first flush's batch waits until the next images are being segmented."""
 
     overlapped: list[bool] = []
 
@@ -91,7 +91,7 @@ class _WaitsForSegmentation(BrightnessScorer):
         return super().score(views, standard)
 
 
-def test_segmentation_of_the_next_window_overlaps_scoring(tmp_path: Path, test_plugins: Recorder) -> None:
+def test_segmentation_of_the_next_images_overlaps_scoring(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 4)
     _Gated.last_started.clear()
     _WaitsForSegmentation.overlapped.clear()
@@ -100,7 +100,7 @@ def test_segmentation_of_the_next_window_overlaps_scoring(tmp_path: Path, test_p
         segmenter={"name": f"{__name__}:_Gated"},
         scorers=[{"name": f"{__name__}:_WaitsForSegmentation", "params": {"batch_size": 8}}],
     )
-    data["runtime"].update(chunk_images=2, allow_imports=True)  # windows {img00, img01}, {img02, img03}
+    data["runtime"].update(chunk_images=2, allow_imports=True)  # flushes after {img00, img01}, {img02, img03}
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert all(r.error is None for r in results)
     assert _WaitsForSegmentation.overlapped == [True]
@@ -129,7 +129,7 @@ def test_an_interrupt_stops_every_stage(tmp_path: Path, test_plugins: Recorder) 
     assert stage_threads() == []
 
 
-def test_results_keep_input_order_across_windows_with_errors_and_cached_rows(
+def test_results_keep_input_order_across_flushes_with_errors_and_cached_rows(
     tmp_path: Path, test_plugins: Recorder
 ) -> None:
     paths = write_images(tmp_path / "imgs", 5)

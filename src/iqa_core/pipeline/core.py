@@ -28,7 +28,7 @@ from ..recipe import Resolved, resolve
 from ..store import Store
 from . import segment, stream
 from .budget import ByteBudget
-from .items import Window, from_store
+from .items import Flush, Item, from_store
 from .read import Decoded, ReadAhead
 from .views import Views
 
@@ -131,8 +131,8 @@ class Pipeline:
         digest = hashlib.sha256(rgb.tobytes() + repr(rgb.size).encode()).hexdigest()[:32]
         decoded = Decoded(0, "<image>", LoadedImage("<image>", digest, rgb), None, 0)
 
-        def one(stop: threading.Event) -> Iterator[Window]:
-            yield Window([segment.to_item(self, decoded)])
+        def one(stop: threading.Event) -> Iterator[Item]:
+            yield segment.to_item(self, decoded)
 
         return self._results(stream.run(self, one, lambda n: None))[0]
 
@@ -148,11 +148,11 @@ class Pipeline:
         budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
         repaired = self.store.repaired  # damaged store rows found while scoring these are recomputed
 
-        def windows(stop: threading.Event) -> Iterator[Window]:
+        def items(stop: threading.Event) -> Iterator[Item | Flush]:
             depth = 2 * runtime.chunk_images
             reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth)
             try:
-                yield from segment.windows(self, reader)
+                yield from segment.items(self, reader)
             finally:
                 reader.close()
 
@@ -162,7 +162,7 @@ class Pipeline:
 
             bar = tqdm(total=len(paths), unit="img", dynamic_ncols=True)
         try:
-            return self._results(stream.run(self, windows, budget.release), on_result, bar)
+            return self._results(stream.run(self, items, budget.release), on_result, bar)
         finally:
             self.stats["store_rows_repaired"] += self.store.repaired - repaired
             self.budget_peak = budget.peak

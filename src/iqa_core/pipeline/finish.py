@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,34 +10,32 @@ import numpy as np
 from .. import following
 from ..api import ImageResult, LevelProbs, RegionScore, region_dict
 from ..decode import decode
-from .items import Item, Window, describe
+from .items import Item, describe
 
 if TYPE_CHECKING:
     from .core import Pipeline
 
 
-def results(pipeline: Pipeline, window: Window) -> Iterator[ImageResult]:
-    """Each image of a fully scored window, in input order."""
-    for label, stored in window.stored.items():
+def result(pipeline: Pipeline, item: Item) -> ImageResult:
+    """An image whose every view is in: its cached result, its error row, or its new result."""
+    for label, stored in item.stored.items():
         for levels in stored:
             following.count(pipeline.stats, label, levels)
-    for item in window.items:
-        if item.cached is not None:
-            pipeline.stats["results_cached"] += 1
-            yield item.cached
-        elif item.error is not None or item.loaded is None:
-            yield ImageResult(item.path, content_hash=item.content_hash, error=item.error)
-        else:
-            yield _finish(pipeline, window, item)
+    if item.cached is not None:
+        pipeline.stats["results_cached"] += 1
+        return item.cached
+    if item.error is not None or item.loaded is None:
+        return ImageResult(item.path, content_hash=item.content_hash, error=item.error)
+    return _finish(pipeline, item)
 
 
-def _finish(pipeline: Pipeline, window: Window, item: Item) -> ImageResult:
+def _finish(pipeline: Pipeline, item: Item) -> ImageResult:
     loaded = item.loaded
     assert loaded is not None
     path, digest, size = item.path, loaded.content_hash, loaded.size
     keys = {lab: [pipeline.views.key(loaded, r, sc, std) for r in item.regions] for lab, sc, std in pipeline.scorers}
-    # a failed view fails every image that shares it (identical files in one window)
-    error = next((window.failed[label][k] for label in keys for k in keys[label] if k in window.failed[label]), None)
+    # a failed view fails every image that shows it (identical files)
+    error = next((item.failed[label][k] for label in keys for k in keys[label] if k in item.failed[label]), None)
     if error is not None:
         return ImageResult(path, content_hash=digest, size=size, error=f"{path}: {error}")
     rows = [RegionScore(i, region) for i, region in enumerate(item.regions)]
@@ -46,7 +43,7 @@ def _finish(pipeline: Pipeline, window: Window, item: Item) -> ImageResult:
     ranges = []
     try:
         for label, _, _ in pipeline.scorers:
-            lp = [window.levels[label][k] for k in keys[label]]
+            lp = [item.levels[label][k] for k in keys[label]]
             stacked = LevelProbs(np.vstack([x.probs for x in lp]), lp[0].values)
             scores = decode(stacked, pipeline.recipe.decode)
             for row, s in zip(rows, scores):

@@ -1,4 +1,4 @@
-"""What flows between the stages: one image (:class:`Item`) and a batching window of them."""
+"""What flows between the stages: one image (:class:`Item`), and the mark that closes a batching group."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from ..store import ViewKey
 
 @dataclass
 class Item:
-    """One input in flight, in input order: its pixels and regions, or its cached result, or its error."""
+    """One input in flight, in input order: its pixels and regions, or its cached result, or its error.
+
+    Per scorer label, ``levels`` gathers each view's level probabilities (stored or scored),
+    ``failed`` the views that could not be cut or scored, with the reason, and ``stored``
+    the ones read from the store (counted for prompt-following). ``missing`` counts the
+    views still to come: the image is finished when it is 0.
+    """
 
     index: int
     path: str
@@ -22,32 +28,19 @@ class Item:
     cached: ImageResult | None = None
     error: str | None = None
     nbytes: int = 0  # bytes of the byte budget it holds until it is finished
+    levels: dict[str, dict[ViewKey, LevelProbs]] = field(default_factory=dict)
+    failed: dict[str, dict[ViewKey, str]] = field(default_factory=dict)
+    stored: dict[str, list[LevelProbs]] = field(default_factory=dict)
+    missing: int = 0
 
     @property
     def to_score(self) -> bool:
         return self.loaded is not None and self.cached is None and self.error is None
 
 
-@dataclass
-class Window:
-    """Images whose views are batched together (``runtime.chunk_images``, or fewer under the byte budget).
-
-    ``levels[label]`` collects every view's level probabilities for a scorer (stored or
-    scored); ``failed[label]`` the views that could not be cut or scored, with the reason.
-    """
-
-    items: list[Item]
-    levels: dict[str, dict[ViewKey, LevelProbs]] = field(default_factory=dict)
-    stored: dict[str, list[LevelProbs]] = field(default_factory=dict)  # of levels, those read from the store
-    failed: dict[str, dict[ViewKey, str]] = field(default_factory=dict)
-
-    @property
-    def work(self) -> list[Item]:
-        return [item for item in self.items if item.to_score]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(item.nbytes for item in self.items)
+class Flush:
+    """Sent by the segment stage when the images waiting to be batched reach ``runtime.chunk_images``
+    or half the byte budget: every view still waiting goes into a batch now."""
 
 
 def describe(stage: str, exc: BaseException, path: str | None = None) -> str:

@@ -1,9 +1,9 @@
 """Stages 4 and 5: prepare each scorer's batches on the CPU, then score them on the accelerator.
 
-:func:`prepared` runs in its own thread: per window and scorer it looks up stored level
-probabilities, sorts the missing views by size (less padding for dynamic-resolution
-models), cuts them and runs the scorer's ``prepare``. :func:`forward` runs in the calling
-thread, one batch at a time, and stores what it scores.
+:func:`prepared` runs in its own thread: per image and scorer it looks up stored level
+probabilities, queues the missing views (``batches`` decides which share a batch), cuts
+them and runs the scorer's ``prepare``. :func:`forward` runs in the calling thread, one
+batch at a time, stores what it scores and delivers each row to the images waiting for it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from .. import following
 from ..api import LevelProbs, Region, Scorer, Standard, View
 from ..errors import IQAError
 from ..store import ViewKey
-from .items import Item, Window, describe
+from .batches import Ledger, Pending, Pool
+from .items import Flush, Item, describe
 
 if TYPE_CHECKING:
     from .core import Pipeline
@@ -27,125 +28,154 @@ if TYPE_CHECKING:
 
 @dataclass
 class Batch:
-    """One scorer's batch: its views' keys and sources, prepared (None: ``prepare`` failed).
+    """One scorer's batch: its views, prepared (None: ``prepare`` failed), and those that could not be cut.
 
     The cut views are dropped once prepared (a crop of a large image is large); a retry cuts again.
     """
 
-    window: Window
     label: str
-    keys: list[ViewKey]
-    sources: list[tuple[Item, Region]]
+    views: list[Pending]
     prepared: Any = None
-    failed: dict[ViewKey, str] = field(default_factory=dict)  # views that could not be cut
+    failed: dict[ViewKey, str] = field(default_factory=dict)
 
 
-def _area(bbox: tuple[int, int, int, int]) -> int:
-    return (bbox[2] - bbox[0]) * (bbox[3] - bbox[1])
+def prepared(pipeline: Pipeline, stream: Iterable[Item | Flush], ledger: Ledger) -> Iterator[Batch | Item]:
+    """Each image once its views are queued, then every batch that is ready (see ``batches``)."""
+    pools = {label: Pool(scorer, pipeline.recipe.runtime.batch_lookahead) for label, scorer, _ in pipeline.scorers}
+    for got in stream:
+        if isinstance(got, Flush):
+            ready = [(label, pool.flush()) for label, pool in pools.items()]
+        else:
+            ready = [
+                (label, pools[label].add(_admit(pipeline, ledger, got, label, sc, std)))
+                for label, sc, std in pipeline.scorers
+            ]
+            yield got  # before any batch holding its views: the scoring thread knows every image it delivers to
+        for label, batches in ready:
+            for views in batches:
+                yield _prepare(pipeline, label, views)
+    for label, pool in pools.items():
+        for views in pool.flush():
+            yield _prepare(pipeline, label, views)
 
 
-def prepared(pipeline: Pipeline, windows: Iterable[Window]) -> Iterator[Batch | Window]:
-    """Every window's batches, then the window itself once all its batches are out."""
-    for window in windows:
-        for label, scorer, std in pipeline.scorers:
-            yield from _batches(pipeline, window, label, scorer, std)
-        yield window
-
-
-def _batches(pipeline: Pipeline, window: Window, label: str, scorer: Scorer, std: Standard) -> Iterator[Batch]:
-    wanted: dict[ViewKey, tuple[Item, Region]] = {}
-    for item in window.work:
-        for region in item.regions:
-            wanted.setdefault(pipeline.views.key(item.loaded, region, scorer, std), (item, region))  # type: ignore[arg-type]
-    with pipeline.store_lock:
-        found = pipeline.store.get_levels(wanted)
-    window.levels[label] = found
-    window.stored[label] = list(found.values())  # counted for prompt-following in the scoring thread
-    window.failed[label] = {}
+def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: Scorer, std: Standard) -> list[Pending]:
+    """An image's views for one scorer: stored rows are taken, views already in flight are
+    waited for, the rest are claimed and returned to be queued."""
+    item.levels[label], item.failed[label], item.stored[label] = {}, {}, []
+    if not item.to_score:
+        return []
+    loaded = item.loaded
+    assert loaded is not None
+    wanted: dict[ViewKey, Region] = {}
+    for region in item.regions:
+        wanted.setdefault(pipeline.views.key(loaded, region, scorer, std), region)
+    new: list[Pending] = []
+    with ledger.lock:
+        rest = {key: region for key, region in wanted.items() if not ledger.waiting(label, key)}
+        for key in wanted.keys() - rest.keys():  # an identical view in flight: its row will do
+            ledger.claim(label, key, item)
+        with pipeline.store_lock:
+            found = pipeline.store.get_levels(rest)
+        item.levels[label].update(found)
+        item.stored[label] = list(found.values())
+        for key, region in rest.items():
+            if key not in found:
+                ledger.claim(label, key, item)
+                size = pipeline.views.size(loaded, region)
+                tokens = scorer.view_tokens(size)
+                new.append(Pending(key, item, region, size[0] * size[1] if tokens is None else tokens, tokens))
     pipeline.stats["views_cached"] += len(found)
-    pending = sorted((k for k in wanted if k not in found), key=lambda k: _area(wanted[k][1].bbox))
-    if pending:
+    if new:
         pipeline.load_scorer(label)
-    step = max(1, scorer.batch_size)
-    for i in range(0, len(pending), step):
-        batch = Batch(window, label, [], [])
-        views = []
-        for key in pending[i : i + step]:
-            try:
-                views.append(_cut(pipeline, wanted[key], key))
-                batch.keys.append(key)
-                batch.sources.append(wanted[key])
-            except Exception as exc:  # a view that cannot be cut fails its image
-                batch.failed[key] = describe("cutting a view", exc)
-        if views:
-            start = time.perf_counter()
-            try:
-                with pipeline.prepare_lock(label):
-                    batch.prepared = scorer.prepare(views, std)
-            except Exception:  # retried in the scoring thread, view by view, to find the bad one
-                batch.prepared = None
-            pipeline.stats["prepare_s"] += time.perf_counter() - start
-        yield batch
+    return new
 
 
-def _cut(pipeline: Pipeline, source: tuple[Item, Region], key: ViewKey) -> View:
-    item, region = source
-    return pipeline.views.cut(item.loaded, region, key)  # type: ignore[arg-type]
+def _prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
+    """Cut a batch's views and run the scorer's ``prepare`` on them (in the prepare thread)."""
+    _, scorer, std = pipeline.scorer(label)
+    batch = Batch(label, [])
+    views = []
+    for view in pending:
+        try:
+            views.append(_cut(pipeline, view))
+            batch.views.append(view)
+        except Exception as exc:  # a view that cannot be cut fails its image
+            batch.failed[view.key] = describe("cutting a view", exc)
+    if views:
+        start = time.perf_counter()
+        try:
+            with pipeline.prepare_lock(label):
+                batch.prepared = scorer.prepare(views, std)
+        except Exception:  # retried in the scoring thread, view by view, to find the bad one
+            batch.prepared = None
+        pipeline.stats["prepare_s"] += time.perf_counter() - start
+    return batch
 
 
-def forward(pipeline: Pipeline, batch: Batch) -> None:
-    """Score one batch and store its rows; if it fails, view by view, so one bad view fails only its image.
+def _cut(pipeline: Pipeline, view: Pending) -> View:
+    return pipeline.views.cut(view.item.loaded, view.region, view.key)  # type: ignore[arg-type]
+
+
+def forward(pipeline: Pipeline, ledger: Ledger, batch: Batch) -> None:
+    """Score one batch, store its rows and deliver them; if it fails, view by view, so one bad
+    view fails only the images that show it.
 
     A retry's ``prepare`` takes the scorer's prepare lock: the processor is never used by two threads at once.
     """
-    failed = batch.window.failed[batch.label]
-    failed.update(batch.failed)
-    if not batch.keys:
+    label = batch.label
+    for key, error in batch.failed.items():
+        ledger.deliver(label, key, None, error)
+    if not batch.views:
         return
-    _, scorer, std = pipeline.scorer(batch.label)
+    _, scorer, std = pipeline.scorer(label)
     if batch.prepared is not None:
         try:
             _store(
-                pipeline, batch, batch.keys, _forward(pipeline, batch.label, scorer, std, batch.prepared, batch.keys)
+                pipeline,
+                ledger,
+                label,
+                batch.views,
+                _forward(pipeline, label, scorer, std, batch.prepared, batch.views),
             )
             return
         except IQAError:
             raise
         except Exception as exc:
-            if len(batch.keys) == 1:
-                failed[batch.keys[0]] = describe(f"scorer {batch.label!r}", exc)
+            if len(batch.views) == 1:
+                ledger.deliver(label, batch.views[0].key, None, describe(f"scorer {label!r}", exc))
                 return
-    for key, source in zip(batch.keys, batch.sources):
+    for view in batch.views:
         try:
-            view = _cut(pipeline, source, key)
-            with pipeline.prepare_lock(batch.label):
-                ready = scorer.prepare([view], std)
-            _store(pipeline, batch, [key], _forward(pipeline, batch.label, scorer, std, ready, [key]))
+            cut = _cut(pipeline, view)
+            with pipeline.prepare_lock(label):
+                ready = scorer.prepare([cut], std)
+            _store(pipeline, ledger, label, [view], _forward(pipeline, label, scorer, std, ready, [view]))
         except IQAError:
             raise
         except Exception as exc:
-            failed[key] = describe(f"scorer {batch.label!r}", exc)
+            ledger.deliver(label, view.key, None, describe(f"scorer {label!r}", exc))
 
 
 def _forward(
-    pipeline: Pipeline, label: str, scorer: Scorer, std: Standard, ready: Any, keys: list[ViewKey]
+    pipeline: Pipeline, label: str, scorer: Scorer, std: Standard, ready: Any, views: list[Pending]
 ) -> LevelProbs:
     start = time.perf_counter()
     levels = scorer.forward(ready, std)
     pipeline.stats["forward_s"] += time.perf_counter() - start
     pipeline.stats["scorer_calls"] += 1
-    pipeline.stats["views_scored"] += len(keys)
-    check_levels(label, levels, len(keys))
+    pipeline.stats["views_scored"] += len(views)
+    check_levels(label, levels, len(views))
     following.count(pipeline.stats, label, levels)
     return levels
 
 
-def _store(pipeline: Pipeline, batch: Batch, keys: list[ViewKey], levels: LevelProbs) -> None:
+def _store(pipeline: Pipeline, ledger: Ledger, label: str, views: list[Pending], levels: LevelProbs) -> None:
+    """Store first (a killed run resumes from it), then hand each row to the images waiting for it."""
     with pipeline.store_lock:
-        pipeline.store.put_levels(keys, levels)
-    found = batch.window.levels[batch.label]
-    for j, key in enumerate(keys):
-        found[key] = levels.row(j)
+        pipeline.store.put_levels([view.key for view in views], levels)
+    for j, view in enumerate(views):
+        ledger.deliver(label, view.key, levels.row(j))
 
 
 def check_levels(label: str, levels: LevelProbs, n: int) -> None:

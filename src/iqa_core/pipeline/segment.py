@@ -1,5 +1,5 @@
 """Stage 2, segment: cached results skip ahead; masks come from the store or the segmenter;
-Algorithm 1 turns them into regions; images are grouped into batching windows."""
+Algorithm 1 turns them into regions; a flush mark bounds how many images wait for batches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..api import Region, Segmenter
 from ..errors import IQAError
 from ..images import LoadedImage
 from ..regions import build_regions, decode_rle, encode_rle
-from .items import Item, Window, describe, from_store
+from .items import Flush, Item, describe, from_store
 from .read import Decoded, ReadAhead
 
 if TYPE_CHECKING:
@@ -78,23 +78,24 @@ def to_item(pipeline: Pipeline, decoded: Decoded) -> Item:
     return item
 
 
-def windows(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Window]:
-    """Read, segment and group images into windows, in input order.
+def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
+    """Read and segment images, in input order; a :class:`Flush` closes a batching group.
 
-    A window closes at ``runtime.chunk_images`` images, or before the next image would take
-    its pixel bytes over half the budget: so the window being scored and the one being
-    filled fit together, and a window never waits for room only its own release would free.
-    Both rules depend on the inputs alone, so batches (and their numerics) are reproducible.
+    Batches form from the views as they arrive (see ``batches``); a flush makes the views
+    still waiting go now, once ``runtime.chunk_images`` images or, before the next image
+    would take them over, half the byte budget wait: so the images waiting for batches and
+    those being scored fit together, and nothing waits for room only its own release would
+    free. Both rules depend on the inputs alone, so batches (and their numerics) are
+    reproducible.
     """
     size = pipeline.recipe.runtime.chunk_images
     limit = reader.budget.limit // 2
-    window: list[Item] = []
-    held = 0
+    count = held = 0
     for index in range(len(reader)):
         need = reader.size(index)
-        if window and (len(window) >= size or held + need > limit):
-            yield Window(window)
-            window, held = [], 0
+        if count and (count >= size or held + need > limit):
+            yield Flush()
+            count = held = 0
         decoded = reader.next()
         if decoded is None:  # stopped
             return
@@ -102,7 +103,6 @@ def windows(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Window]:
         if not item.to_score:  # a cached result or an error row: its pixels go now
             reader.budget.release(item.nbytes)
             item.loaded, item.nbytes = None, 0
-        window.append(item)
+        yield item
+        count += 1
         held += need
-    if window:
-        yield Window(window)

@@ -1,10 +1,11 @@
 """The stages running at once, joined by bounded queues.
 
-    read (decode threads) -> segment (thread) -> prepare (thread) -> score + finish (caller)
+    read (decode threads) -> segment (thread) -> batch + prepare (thread) -> score + finish (caller)
 
-Segmentation of the next window overlaps scoring of this one, and the next batch is
-prepared while this one is scored, across window boundaries. Queues hold one item, and
-decoded pixels in flight are bounded by the byte budget (``runtime.max_inflight_mb``).
+Segmentation of the next images overlaps scoring of the previous ones, and the next batch
+is prepared while this one is scored. Queues hold one message, and decoded pixels in
+flight are bounded by the byte budget (``runtime.max_inflight_mb``). Images finish in
+input order, each as soon as its last view is in.
 An exception in any stage reaches the caller as itself; on any exit the stages stop.
 """
 
@@ -13,13 +14,15 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..api import ImageResult
 from ..store import StoreError
 from . import finish, score
-from .items import Window
+from .batches import Ledger
+from .items import Flush, Item
 
 if TYPE_CHECKING:
     from .core import Pipeline
@@ -76,32 +79,37 @@ def _pump(items: Callable[[], Iterator[Any]], out: queue.Queue[Any], stop: threa
 
 def run(
     pipeline: Pipeline,
-    windows: Callable[[threading.Event], Iterator[Window]],
+    items: Callable[[threading.Event], Iterator[Item | Flush]],
     release: Callable[[int], None],
 ) -> Iterator[ImageResult]:
-    """Results in input order. ``windows(stop)`` is the read and segment stages' output;
-    ``release`` gives a finished window's budget bytes back."""
+    """Results in input order. ``items(stop)`` is the read and segment stages' output;
+    ``release`` gives a finished image's budget bytes back."""
     stop = threading.Event()
+    ledger = Ledger()
     segmented: queue.Queue[Any] = queue.Queue(maxsize=1)
     batches: queue.Queue[Any] = queue.Queue(maxsize=1)
     threads = [
-        threading.Thread(target=_pump, args=(lambda: windows(stop), segmented, stop), name="iqa-segment"),
+        threading.Thread(target=_pump, args=(lambda: items(stop), segmented, stop), name="iqa-segment"),
         threading.Thread(
             target=_pump,
-            args=(lambda: score.prepared(pipeline, _drain(segmented, stop)), batches, stop),
+            args=(lambda: score.prepared(pipeline, _drain(segmented, stop), ledger), batches, stop),
             name="iqa-prepare",
         ),
     ]
     for thread in threads:
         thread.start()
+    waiting: deque[Item] = deque()  # in input order; an image's views are all claimed before it arrives
     try:
         for message in _drain(batches, stop):
             if isinstance(message, score.Batch):
-                score.forward(pipeline, message)
-                continue
-            yield from finish.results(pipeline, message)
-            release(message.nbytes)
-    except StoreError as exc:  # raised ahead, in a stage thread: the windows before it were finished since
+                score.forward(pipeline, ledger, message)
+            else:
+                waiting.append(message)
+            while waiting and waiting[0].missing == 0:
+                item = waiting.popleft()
+                yield finish.result(pipeline, item)
+                release(item.nbytes)
+    except StoreError as exc:  # raised ahead, in a stage thread: the images before it were finished since
         saved = f"{pipeline.store.results_saved} results saved"
         raise StoreError(re.sub(r"\d+ results saved", saved, str(exc))) from None
     finally:

@@ -38,3 +38,15 @@ class Views:
         whole_frame = mode == "bbox" and region.bbox == (0, 0, *loaded.size) and min(loaded.size) >= self.min_side
         image = loaded.image if whole_frame else crop_view(loaded.image, region, mode, self.min_side)
         return View(image=image, key=key[1], source=loaded.path)
+
+    def size(self, loaded: LoadedImage, region: Region) -> tuple[int, int]:
+        """The view's pixel size (width, height), known without cutting it: what batching sorts by."""
+        if self.mode(region) == "whole":
+            return loaded.size
+        x0, y0, x1, y1 = region.bbox
+        w, h = x1 - x0, y1 - y0
+        short = min(w, h)
+        if 0 < short < self.min_side:  # crop_view upscales it, aspect kept
+            scale = self.min_side / short
+            return max(self.min_side, round(w * scale)), max(self.min_side, round(h * scale))
+        return w, h

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .api import ImageResult
-from .outputs import replacing
+from ..api import ImageResult
+from ..outputs import replacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -115,7 +115,7 @@ def _decode_mask(rle: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
     """Boolean (H, W) mask at image ``size`` = (width, height) from a COCO RLE at working size."""
     from PIL import Image
 
-    from .regions import decode_rle
+    from ..regions import decode_rle
 
     small = Image.fromarray(decode_rle(rle))
     return np.asarray(small.resize(size, Image.Resampling.NEAREST), dtype=bool)
@@ -134,7 +134,7 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from .images import read_image, to_rgb
+    from ..images import read_image, to_rgb
 
     # read as the engine reads (EXIF orientation applied): boxes and masks are in those coordinates
     img = to_rgb(image) if isinstance(image, Image.Image) else read_image(image).image

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import IQAError
+from ..errors import IQAError
 
 MIN_PAIRS = 3
 

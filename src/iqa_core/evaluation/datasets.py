@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IQAError
+from ..errors import IQAError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,7 +96,7 @@ def koniq10k(root: Path, mos_column: str = "MOS", image_dir: str = "1024x768") -
 
 def spaq(root: Path, image_dir: str = "TestImage") -> list[Item]:
     """SPAQ: Annotations/MOS and Image attribute scores.xlsx, images in TestImage/ (MOS 0–100)."""
-    from .extras import EVAL, require
+    from ..extras import EVAL, require
 
     require("the spaq dataset (an .xlsx file)", {"openpyxl": EVAL})
     import openpyxl

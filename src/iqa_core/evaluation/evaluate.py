@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, following
-from .api import ImageResult
+from .. import catalog, following
+from ..api import ImageResult
+from ..errors import IQAError
+from ..executors import run_pipeline
+from ..outputs import replacing
+from ..pipeline import Pipeline
+from ..recipe import resolve
+from ..store import Store
 from .datasets import Item, load_dataset, resolve_name
-from .engine import Pipeline
-from .errors import IQAError
 from .metrics import MetricError, correlations
-from .outputs import replacing
-from .recipe import resolve
-from .runner import run_pipeline
-from .store import Store
 
 
 @dataclass

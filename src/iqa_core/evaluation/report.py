@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .outputs import replacing
+from ..outputs import replacing
 
 Row = Mapping[str, Any]
 TABLE_METRICS = ("srcc", "plcc")
