@@ -168,6 +168,34 @@ def region_views(image: Any) -> list[Any]:
     return views
 
 
+# Photo sizes of common IQA sets (KonIQ 1024x768, KADID 512x384, LIVE Challenge 500x500, SPAQ
+# and phone photos resized, portrait and landscape): the region boxes of each differ in size.
+MIXED_SIZES = ((1024, 768), (768, 1024), (1280, 720), (800, 600), (512, 384), (500, 500), (1024, 683), (1600, 1200))
+
+
+def pass_counts(scorer: Any, sizes: list[tuple[int, int]], batch_size: int, slacks: list[int]) -> dict[int, Any]:
+    """Forward passes the scorer makes of views of ``sizes`` batched as the engine does (sorted
+    by ``view_tokens``, ``batch_size`` at a time), per ``pad_slack``: passes per batch, and
+    the share of positions that are padding. Needs only the processor's token counts."""
+    from iqa_plugins.scorers._mllm import group_lengths
+
+    tokens = sorted(scorer.view_tokens(size) for size in sizes)
+    batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]
+    out = {}
+    for slack in slacks:
+        passes = positions = 0
+        for batch in batches:
+            groups = group_lengths(batch, slack)
+            passes += len(groups)
+            positions += sum(len(g) * max(batch[i] for i in g) for g in groups)
+        out[slack] = {
+            "passes_per_batch": passes / len(batches),
+            "views_per_pass": len(tokens) / passes,
+            "padding": 1.0 - sum(tokens) / positions,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -182,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", choices=("regions", "random"), default="regions", help="region boxes or random crops")
     ap.add_argument("--pad-slack", type=int, default=0, help="the scorer's pad_slack (0: exact-length buckets)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per batch; the fastest counts")
+    ap.add_argument(
+        "--passes",
+        action="store_true",
+        help="also count forward passes per batch for region views of mixed photo sizes",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--workdir", default=None)
@@ -205,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         _, scorer, standard = resolve(recipe).scorers[0]
         scorer.load(standard)
+        if args.passes:
+            sizes = [v.image.size for size in MIXED_SIZES for v in region_views(textured_image(*size))]
+            counts = pass_counts(scorer, sizes, 32, [0, 16, 32, 64, 128])
+            rows[f"{name}_passes"] = {"views": len(sizes), "batch_size": 32, "by_pad_slack": counts}
+            for slack, c in counts.items():
+                print(
+                    f"qwen2.5-vl {name:5} {len(sizes)} region views of {len(MIXED_SIZES)} photo sizes, batch 32, "
+                    f"pad_slack {slack:3}: {c['passes_per_batch']:.1f} passes/batch, {c['views_per_pass']:.1f} "
+                    f"views/pass, padding {c['padding']:.1%}",
+                    flush=True,
+                )
         row = split_batch(scorer, views, standard, cuda, args.repeat)
         row["lm_params"] = language_model_params(scorer.model)
         row["pad_slack"] = args.pad_slack
