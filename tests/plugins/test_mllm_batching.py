@@ -250,3 +250,22 @@ def test_attention_implementation_per_part(model_dirs, scorers):
     default = scorers["qwen2_5_vl"]
     np.testing.assert_allclose(scorer.score(views, STD).probs, default.score(views, STD).probs, rtol=0, atol=1e-6)
     assert scorer.cache_key() == default.cache_key()
+
+
+@pytest.mark.parametrize("slack", [0, 16])
+def test_benchmark_pass_counts_are_the_scorers(model_dirs, scorers, slack):
+    """``vlm_split --passes`` counts, from ``view_tokens`` alone, the passes ``prepare`` makes."""
+    from benchmarks.vlm_split import pass_counts
+
+    scorer = scorers["qwen2_5_vl"] if slack == 0 else load(model_dirs, "qwen2_5_vl", pad_slack=slack)
+    sizes = [(40, 30), (28, 70), (50, 50), (90, 24), (300, 200), (60, 45), (33, 81), (120, 40)]
+    views = sorted(
+        (view(size, seed) for seed, size in enumerate(sizes)), key=lambda v: scorer.view_tokens(v.image.size)
+    )
+    prepared = [scorer.prepare(views[i : i + 3], STD) for i in range(0, len(views), 3)]
+    positions = sum(inputs["attention_mask"].numel() for p in prepared for _, inputs in p.buckets)
+    real = sum(int(inputs["attention_mask"].sum()) for p in prepared for _, inputs in p.buckets)
+    counted = pass_counts(scorer, sizes, 3, [slack])[slack]
+    assert counted["passes_per_batch"] * len(prepared) == sum(len(p.buckets) for p in prepared)
+    assert counted["padding"] == pytest.approx(1 - real / positions)
+    assert (counted["padding"] > 0) == (slack > 0)
