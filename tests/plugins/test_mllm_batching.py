@@ -215,11 +215,15 @@ def test_pad_slack_shares_a_padded_pass_within_tolerance(model_dirs):
 # ------------------------------------------------------------------ preprocessing device
 
 
-def test_processor_gets_the_preprocessing_device(scorers, monkeypatch):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_processor_gets_the_preprocessing_device(scorers, monkeypatch, family):
     """On CUDA the torchvision image processor resizes and normalises on the model's device; the
-    same path on the CPU gives the same inputs as the default call."""
-    scorer = scorers["qwen2_5_vl"]
+    same path on the CPU gives the same inputs as the default call, for every family."""
+    scorer = scorers[family]
     assert scorer.preprocess_device() is None  # a CPU scorer keeps the default path
+    with monkeypatch.context() as patch:  # transformers 5 loads torchvision-backed processors by default
+        patch.setattr(scorer, "device", torch.device("cuda", 0))
+        assert scorer.preprocess_device() == torch.device("cuda", 0)
     views = [view((300, 200)), view((40, 30), 1)]
     plain = scorer.prepare(views, STD)
     seen: list[Any] = []
