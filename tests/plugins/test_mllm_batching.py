@@ -97,7 +97,26 @@ def grid_size(scorer: Any, size: tuple[int, int]) -> tuple[int, int]:
 @pytest.mark.parametrize("family", QWEN)
 def test_qwen_input_size_is_the_processors_resize(scorers, family):
     scorer = scorers[family]
-    assert [scorer.input_size(size) for size in SIZES] == [grid_size(scorer, size) for size in SIZES]
+    assert [scorer.processor_size(size) for size in SIZES] == [grid_size(scorer, size) for size in SIZES]
+    sizes = [size for size in SIZES if scorer.input_size(size) is not None]
+    assert len(sizes) >= 7 and all(scorer.input_size(size) == grid_size(scorer, size) for size in sizes)
+
+
+@pytest.mark.parametrize("family", QWEN)
+def test_a_view_shrunk_to_its_input_size_keeps_its_tokens(scorers, family):
+    """``input_size`` is a size the processor keeps: a view shrunk to it gets the same tokens.
+    Where ``smart_resize`` would move it again (extreme aspect ratios with the tiny models'
+    16-token budget, e.g. 377x83 -> 224x28 -> 252x56) it says None."""
+    scorer = scorers[family]
+    rng = np.random.default_rng(0)
+    sizes = [(int(w), int(h)) for w, h in rng.integers(1, 3000, (300, 2))]
+    known = [size for size in sizes if scorer.input_size(size) is not None]
+    assert 0.5 * len(sizes) < len(known) < len(sizes)
+    for size in known:
+        shrunk = scorer.input_size(size)
+        assert scorer.input_size(shrunk) == shrunk
+        assert scorer.view_tokens(shrunk) == scorer.view_tokens(size)
+    assert scorer.input_size((377, 83)) is None
 
 
 def test_qwen_counts_follow_processor_options(model_dirs, scorers):
@@ -106,7 +125,7 @@ def test_qwen_counts_follow_processor_options(model_dirs, scorers):
     pixels = 4 * 28 * 28
     scorer = load(model_dirs, "qwen2_vl", processor_options={"min_pixels": pixels, "max_pixels": pixels})
     for size in [(300, 200), (50, 50), (28, 70), (1024, 768)]:
-        assert scorer.input_size(size) == grid_size(scorer, size) != scorers["qwen2_vl"].input_size(size)
+        assert scorer.processor_size(size) == grid_size(scorer, size) != scorers["qwen2_vl"].processor_size(size)
         assert scorer.view_tokens(size) == prompt_length(scorer, view(size)) < scorers["qwen2_vl"].view_tokens(size)
 
 
