@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -92,25 +93,81 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
         run_pipeline(Pipeline.from_recipe(data), [tmp_path / "imgs"])
 
 
-def test_ray_segmentation_failures_are_rows_and_actors_keep_one_batch(local_ray, tmp_path: Path) -> None:
-    from iqa_core.executors.ray import ScoreStage, SegmentStage
+def _steps(recipe: dict, paths: list[Path]) -> tuple[Any, dict]:
+    """The Ray steps called directly, in one process, on one group: the group scored, and the steps."""
+    from iqa_core.executors.ray.score import ScoreStep
+    from iqa_core.executors.ray.segment import SegmentStep
+    from iqa_core.executors.ray.views import cut_views
+    from iqa_core.executors.ray.wire import Group
 
+    recipe = {**recipe, "runtime": {**recipe["runtime"], "store": None}}
+    segment, score = SegmentStep(Pipeline, recipe), ScoreStep(Pipeline, recipe)
+    viewed = cut_views(
+        segment({"images": [json.dumps([{"path": str(p), "seed": ""} for p in paths])]}), Pipeline, json.dumps(recipe)
+    )
+    scored = Group.read(score(viewed), 0)
+    assert not scored.fatal
+    return scored, {"segment": segment, "score": score, "viewed": Group.read(viewed, 0)}
+
+
+def test_ray_segmentation_failures_are_rows_and_steps_keep_one_batch(local_ray, tmp_path: Path) -> None:
     write_images(tmp_path / "imgs", 3)
     (tmp_path / "imgs" / "tiny.png").write_bytes(b"")  # unreadable
     local = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "local.sqlite", "local")), [tmp_path / "imgs"])
     on_ray = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "ray.sqlite", "ray")), [tmp_path / "imgs"])
     assert [r.error for r in on_ray] == [r.error for r in local]
 
-    # called directly, the stages keep only the current batch's rows
+    # called directly, the steps keep only the current group's rows
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
-    recipe["runtime"]["store"] = None
-    segment, score = SegmentStage(Pipeline, recipe), ScoreStage(Pipeline, recipe)
     for path in sorted((tmp_path / "imgs").glob("img*.png")):
-        out = score(segment({"path": [str(path)], "seed": [""]}))
-        assert out["fatal"] == [""] and json.loads(out["result"][0])["error"] is None
-        assert score.pipeline.store.count("results") == 1
+        group, steps = _steps(recipe, [path])
+        assert len(group.views) == 4 and all("levels" in v for v in group.views) and not group.pixels
+        assert steps["score"].pipeline.store.count("view_scores") == 4
+        assert steps["segment"].pipeline.store.count("masks") == 1
     narrow = tmp_path / "narrow.png"
     Image.new("RGB", (4, 16)).save(narrow)  # the test segmenter fails on it
-    out = score(segment({"path": [str(narrow)], "seed": [""]}))
-    assert "segmentation failed: ValueError: image too small" in json.loads(out["result"][0])["error"]
-    assert json.loads(out["payload"][0])["stats"].get("segmenter_calls", 0) == 0  # not run again
+    group, steps = _steps(recipe, [narrow])
+    assert "segmentation failed: ValueError: image too small" in group.images[0]["error"]
+    assert group.views == [] and steps["viewed"].stats.get("segmenter_calls", 0) == 0  # not tried again
+
+
+def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_path: Path) -> None:
+    from iqa_core.executors.ray import dataset
+
+    paths = write_images(tmp_path / "imgs", 3)
+    recipe = _recipe(tmp_path / "unused.sqlite", "local")
+    steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [])).splitlines()]
+    assert steps[:3] == ["MapBatches(ScoreStep)", "MapBatches(cut_views)", "MapBatches(SegmentStep)"]
+
+    group, called = _steps(recipe, paths)
+    # the views step cut every view (4 per image) of the group; the scoring step batched them
+    # across images by the scorer's batch_size (3): 12 views in 4 forwards, not 3 x 2
+    assert len(group.views) == 12 and len({v["path"] for v in group.views}) == 3
+    assert all("levels" in v for v in group.views)
+    assert called["viewed"].stats.get("scorer_calls", 0) == 0  # no model in the views step
+    assert group.stats["scorer_calls"] == 4 and group.stats["views_scored"] == 12
+
+
+def test_ray_a_failed_view_fails_its_image_only(local_ray, tmp_path: Path) -> None:
+    write_images(tmp_path / "imgs", 6)
+    recipes = {}
+    for executor in ("local", "ray"):
+        recipes[executor] = _recipe(tmp_path / f"{executor}.sqlite", executor)
+        recipes[executor]["scorers"][0]["params"]["fail_on"] = "img02"
+    local = run_pipeline(Pipeline.from_recipe(recipes["local"]), [tmp_path / "imgs"])
+    remote = run_pipeline(Pipeline.from_recipe(recipes["ray"]), [tmp_path / "imgs"])
+    assert [r.error for r in remote] == [r.error for r in local]
+    assert [bool(r.error) for r in remote] == [False, False, True, False, False, False]
+    assert "cannot score a view of img02" in remote[2].error
+    assert [r.score for r in remote] == [r.score for r in local]
+    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
+
+
+def test_ray_groups_are_the_local_runs_batching_groups(tmp_path: Path) -> None:
+    from iqa_core.executors.ray import batching_groups
+
+    paths = [str(p) for p in write_images(tmp_path / "imgs", 5)]  # 64 x 48: 12288 budget bytes each
+    recipe = _recipe(tmp_path / "s.sqlite", "ray")
+    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:2], paths[2:4], paths[4:]]
+    recipe["runtime"].update(chunk_images=32, max_inflight_mb=2 * 3 * 12288 / 2**20)  # half: 3 images
+    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:3], paths[3:]]

@@ -233,19 +233,22 @@ class CLIPIQAScorer(Scorer):
             self._text[prompts] = feats / feats.norm(dim=-1, keepdim=True)
         return self._text[prompts]
 
-    def _resize(self, image: Any) -> Any:
-        """RGB at native size, bounded by ``max_side`` and lifted to the network's minimum."""
-        from PIL import Image
-
-        image = image.convert("RGB")
-        w, h = image.size
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The view's own size, bounded by ``max_side`` and lifted to the network's minimum."""
+        w, h = size
         scale = 1.0
         if self.params.max_side is not None and max(w, h) > self.params.max_side:
             scale = self.params.max_side / max(w, h)
         scale = max(scale, MIN_SIDE / min(w, h))
-        if scale != 1.0:
-            image = image.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))), Image.BICUBIC)
-        return image
+        return (w, h) if scale == 1.0 else (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
+
+    def _resize(self, image: Any) -> Any:
+        """RGB at :meth:`input_size`."""
+        from PIL import Image
+
+        image = image.convert("RGB")
+        size = self.input_size(image.size)
+        return image if size == image.size else image.resize(size, Image.BICUBIC)
 
     def _to_tensor(self, image: Any) -> torch.Tensor:
         import torch

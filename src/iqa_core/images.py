@@ -13,18 +13,21 @@ import io
 import os
 import stat
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, IQAError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own bomb threshold (2 x MAX_IMAGE_PIXELS)
+# (width, height) -> the least (width, height) a reduced decode must keep (see decode_image)
+LeastSize = Callable[[tuple[int, int]], tuple[int, int]]
 # decode_image enforces max_pixels itself; PIL's warning below that would only be noise
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -100,23 +103,38 @@ def _list_file(path: Path) -> list[str]:
 
 @dataclass
 class LoadedImage:
-    """An input read once: its content hash and its RGB pixels."""
+    """An input read once: its content hash and its RGB pixels.
+
+    ``reduced`` > 1: a JPEG decoded at 1/``reduced`` scale (``draft``); ``size`` stays the
+    image's own (upright) size, so regions keep original pixel coordinates either way.
+    """
 
     path: str
     content_hash: str
     image: Image.Image
+    reduced: int = 1
+    full_size: tuple[int, int] | None = None  # the image's own size when reduced
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.size
+        return self.full_size or self.image.size
+
+    @property
+    def decode_tag(self) -> str:
+        """Added to store keys of what is computed from these pixels: "" for a full decode."""
+        return f"@1/{self.reduced}" if self.reduced > 1 else ""
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation."""
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> LoadedImage:
+    """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation.
+
+    ``least`` lets a JPEG decode reduced, down to the size it returns (see :func:`decode_image`).
+    """
     data = read_file(path)
     if not data:
         raise ImageError(f"{path}: empty file")
-    return LoadedImage(str(path), content_hash(data), decode_image(data, str(path), max_pixels))
+    image, reduced, full = decode_reduced(data, str(path), max_pixels, least)
+    return LoadedImage(str(path), content_hash(data), image, reduced, full if reduced > 1 else None)
 
 
 _NOT_REGULAR = {
@@ -157,8 +175,9 @@ def read_file(path: str | Path) -> bytes:
             raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
 
 
-def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
-    """Bytes the RGB image ``path`` decodes to takes in PIL (4 per pixel), from its header alone.
+def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> int:
+    """Bytes the RGB image ``path`` decodes to takes in PIL (4 per pixel), from its header alone;
+    with ``least``, as :func:`read_image` decodes it (a JPEG maybe reduced).
 
     0 for a file that will be refused (unreadable, not an image, over ``max_pixels``): its
     error row holds no pixels.
@@ -168,10 +187,14 @@ def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int
             return 0
         _follow_our_limit(max_pixels)
         with Image.open(path) as img:
-            pixels = img.width * img.height
+            if img.width * img.height > max_pixels:
+                return 0
+            if least is not None:
+                turned = _turned(img)
+                draft(img, least(img.size[::-1] if turned else img.size), turned)
+            return 4 * img.width * img.height
     except Exception:  # PIL raises many kinds; read_image reports the real reason
         return 0
-    return 4 * pixels if pixels <= max_pixels else 0
 
 
 def content_hash(data: bytes) -> str:
@@ -185,17 +208,51 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     raised to ours (process-wide, once; decode threads race benignly to the same value) and
     its warning is filtered out at import: every image over ``max_pixels`` is refused here.
     """
+    return decode_reduced(data, where, max_pixels)[0]
+
+
+def decode_reduced(
+    data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None
+) -> tuple[Image.Image, int, tuple[int, int]]:
+    """Like :func:`decode_image`, but a JPEG may decode reduced (see :func:`draft`) to no less
+    than ``least(size)`` pixels each way. Returns (RGB, the reduction, the upright full size).
+    """
     _follow_our_limit(max_pixels)
-    try:
+    with _reading(where, max_pixels):
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > max_pixels:
             raise ImageError(
                 f"{where}: {img.width}x{img.height} exceeds the {max_pixels}-pixel limit "
                 "(decompression-bomb guard; raise runtime.max_pixels to allow it)"
             )
+        turned = _turned(img)
+    full = img.size[::-1] if turned else img.size
+    want = least(full) if least is not None else None  # a plugin's own error, not the image's
+    with _reading(where, max_pixels):
+        reduced = draft(img, want, turned) if want is not None else 1
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a large image
-        return to_rgb(img)
+        return to_rgb(img), reduced, full
+
+
+def draft(img: Image.Image, want: tuple[int, int], turned: bool = False) -> int:
+    """Ask an opened, not yet loaded JPEG to decode at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling: far cheaper than a full decode), the smallest that keeps ``want`` (width, height;
+    upright, so swapped when EXIF ``turned`` the image) each way. Returns the reduction: 1 for
+    a full decode, and for every other format."""
+    if img.format != "JPEG":
+        return 1
+    w, h = (max(1, int(side)) for side in want)
+    stored = img.width
+    drafted = img.draft(None, (h, w) if turned else (w, h))
+    return 1 if drafted is None else round(stored / drafted[1][2])  # its box: the full size / the scale
+
+
+@contextmanager
+def _reading(where: str, max_pixels: int) -> Iterator[None]:
+    """PIL's many exceptions while opening or decoding -> one-line :class:`ImageError` naming ``where``."""
+    try:
+        yield
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -209,6 +266,11 @@ def decode_image(data: bytes, where: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         raise ImageError(f"{where}: too large to decode in memory") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, IndexError, ...
         raise ImageError(f"{where}: truncated or corrupt image: {type(exc).__name__}: {exc}") from None
+
+
+def _turned(img: Image.Image) -> bool:
+    """Whether the EXIF orientation swaps width and height (``exif_transpose`` turns it by 90 degrees)."""
+    return img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
 
 
 def _follow_our_limit(max_pixels: int) -> None:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from . import catalog, extras, registry
 from .api import Aggregator, Component, ViewMode
@@ -53,6 +61,27 @@ class RegionsSpec(_Model):
     complement: bool = True
     views: list[ViewMode] = Field(default_factory=lambda: ["bbox", "whole"], min_length=1)
     min_view_side: int = Field(32, ge=0, description="thinner crops are upscaled to this")
+    prescale: bool | int = Field(
+        False,
+        description="true: shrink views to each scorer's input size and decode JPEGs reduced to what the segmenter "
+        "and scorers need; an integer also keeps a JPEG's long side at least that. Changes pixels; off by default",
+    )
+
+    @field_validator("prescale", mode="before")
+    @classmethod
+    def _prescale(cls, value: Any) -> bool | int:
+        if isinstance(value, bool) or (isinstance(value, int) and value >= 1):
+            return value
+        raise ValueError(f"give false, true or a long side in pixels (an integer >= 1), not {value!r}")
+
+    @model_serializer(mode="wrap")
+    def _prescale_off_unsaid(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Off, ``prescale`` is left out of the dump: the recipe key (a hash of it) and so every
+        stored result stay what they were before the option existed."""
+        data = handler(self)
+        if data.get("prescale") is False:
+            del data["prescale"]
+        return data
 
     @field_validator("views")
     @classmethod

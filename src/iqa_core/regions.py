@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,3 +113,38 @@ def crop_view(image: Image.Image, region: Region, mode: ViewMode, min_side: int 
             Image.Resampling.BICUBIC,
         )
     return view
+
+
+def reduced_view(
+    image: Image.Image,
+    region: Region,
+    mode: ViewMode,
+    min_side: int,
+    least: Callable[[tuple[int, int]], tuple[int, int] | None],
+) -> Image.Image:
+    """:func:`crop_view`'s view, reduced by :func:`reduction` (``least``: the view's size -> the
+    least size its scorer needs, or None). A box is reduced straight from the image, in one
+    pass, without the full-resolution crop ``crop_view`` copies out first."""
+    box = (0, 0, *image.size) if mode == "whole" or region.kind == "global" else region.bbox
+    factor = reduction((box[2] - box[0], box[3] - box[1]), least, min_side)
+    if factor == 1:
+        return crop_view(image, region, mode, min_side)
+    if mode == "mask" and region.kind != "global":
+        return crop_view(image, region, mode).reduce(factor)  # zeroed outside the mask at full size, then reduced
+    return image.reduce(factor, box)
+
+
+def reduction(
+    size: tuple[int, int], least: Callable[[tuple[int, int]], tuple[int, int] | None], min_side: int = 0
+) -> int:
+    """The largest whole factor a view of ``size`` can be reduced by (``Image.reduce``: the mean of
+    each factor x factor block, rounded up at the edges) keeping at least ``least(size)`` pixels
+    each way, and ``min_side``. 1 when ``least`` gives None (the scorer cannot tell)."""
+    need = least(size)
+    if need is None:
+        return 1
+    w, h = size
+    factor = min(w // max(1, need[0]), h // max(1, need[1]))
+    if min_side:
+        factor = min(factor, min(w, h) // min_side)
+    return max(1, factor)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from ..api import LevelProbs, Region, Scorer
+from ..api import LevelProbs, Region, Scorer, View
 from ..store import ViewKey
 from .items import Item
 
@@ -31,6 +31,7 @@ class Pending:
     region: Region
     cost: int  # tokens, or pixels when the scorer cannot say
     tokens: int | None
+    cut: View | None = None  # already cut (the Ray executor cuts views in a step of their own)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..api import ImageResult, RegionAggregator, Scorer, ScorerAggregator, Segmenter, Standard
 from ..errors import ImageError
-from ..images import LoadedImage, content_hash, expand_inputs, read_file, to_rgb
+from ..images import LeastSize, LoadedImage, content_hash, expand_inputs, read_file, read_image, to_rgb
 from ..plugins import manager
 from ..recipe import Resolved, resolve
 from ..store import Store
@@ -54,7 +54,8 @@ class Pipeline:
         views = self.recipe.regions.views
         self.local_mode = next((v for v in views if v in ("bbox", "mask")), None)
         self.score_whole = "whole" in views
-        self.views = Views(self.local_mode, self.recipe.regions.min_view_side)  # type: ignore[arg-type]
+        spec = self.recipe.regions
+        self.views = Views(self.local_mode, spec.min_view_side, spec.prescale)  # type: ignore[arg-type]
 
     @classmethod
     def from_recipe(cls, source: str | Path | Mapping[str, Any], store: Store | None = None) -> Pipeline:
@@ -150,7 +151,7 @@ class Pipeline:
 
         def items(stop: threading.Event) -> Iterator[Item | Flush]:
             depth = 2 * runtime.chunk_images
-            reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth)
+            reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth, self.least_decode)
             try:
                 yield from segment.items(self, reader)
             finally:
@@ -184,6 +185,19 @@ class Pipeline:
         with self.store_lock:
             cached = self.store.get_result(self.key, digest)
         return None if cached is None else from_store(path, digest, cached)
+
+    @cached_property
+    def least_decode(self) -> LeastSize | None:
+        """How far a JPEG may decode reduced (``regions.prescale``); None: always in full."""
+        return self.views.least_decode(self.segmenter if self.segments else None, [s for _, s, _ in self.scorers])
+
+    def read(self, path: str) -> LoadedImage:
+        """An input decoded as this recipe reads it: the one decode every stage and executor uses."""
+        return read_image(path, self.recipe.runtime.max_pixels, self.least_decode)
+
+    def mask_key(self, loaded: LoadedImage) -> str:
+        """What the segmenter's masks of ``loaded`` are stored under (a reduced decode gives other masks)."""
+        return self.segmenter.cache_key() + loaded.decode_tag
 
     def segment(self, loaded: LoadedImage) -> list[dict[str, Any]]:
         """The segmenter's raw masks as RLE, from the store or the model (then stored)."""

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import following
-from ..api import ImageResult, LevelProbs, RegionScore, region_dict
+from ..api import ImageResult, LevelProbs, Region, RegionScore, region_dict
 from ..decode import decode
+from ..store import ViewKey
 from .items import Item, describe
 
 if TYPE_CHECKING:
@@ -32,23 +33,40 @@ def result(pipeline: Pipeline, item: Item) -> ImageResult:
 def _finish(pipeline: Pipeline, item: Item) -> ImageResult:
     loaded = item.loaded
     assert loaded is not None
-    path, digest, size = item.path, loaded.content_hash, loaded.size
     keys = {lab: [pipeline.views.key(loaded, r, sc, std) for r in item.regions] for lab, sc, std in pipeline.scorers}
+    return from_levels(
+        pipeline, item.path, loaded.content_hash, loaded.size, item.regions, keys, item.levels, item.failed
+    )
+
+
+def from_levels(
+    pipeline: Pipeline,
+    path: str,
+    digest: str,
+    size: tuple[int, int],
+    regions: list[Region],
+    keys: dict[str, list[ViewKey]],
+    levels: dict[str, dict[ViewKey, LevelProbs]],
+    failed: dict[str, dict[ViewKey, str]],
+) -> ImageResult:
+    """An image's result from its regions, per scorer label the view key of each region, and
+    the level probabilities (or failures) found for those keys; stored. The Ray executor's
+    driver, which holds no pixels, finishes images with it too."""
     # a failed view fails every image that shows it (identical files)
-    error = next((item.failed[label][k] for label in keys for k in keys[label] if k in item.failed[label]), None)
+    error = next((failed[label][k] for label in keys for k in keys[label] if k in failed.get(label, {})), None)
     if error is not None:
         return ImageResult(path, content_hash=digest, size=size, error=f"{path}: {error}")
-    rows = [RegionScore(i, region) for i, region in enumerate(item.regions)]
+    rows = [RegionScore(i, region) for i, region in enumerate(regions)]
     per_scorer: dict[str, float] = {}
     ranges = []
     try:
         for label, _, _ in pipeline.scorers:
-            lp = [item.levels[label][k] for k in keys[label]]
+            lp = [levels[label][k] for k in keys[label]]
             stacked = LevelProbs(np.vstack([x.probs for x in lp]), lp[0].values)
             scores = decode(stacked, pipeline.recipe.decode)
             for row, s in zip(rows, scores):
                 row.scores[label] = float(s)
-            per_scorer[label] = pipeline.aggregate.combine(scores, item.regions)
+            per_scorer[label] = pipeline.aggregate.combine(scores, regions)
             ranges.append((min(stacked.values), max(stacked.values)))
         final = pipeline.ensemble.combine(np.array(list(per_scorer.values())), ranges)
     except ValueError as exc:

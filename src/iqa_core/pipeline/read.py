@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import IQAError
-from ..images import LoadedImage, decoded_bytes, read_image
+from ..images import LeastSize, LoadedImage, decoded_bytes, read_image
 from .budget import ByteBudget
 
 
@@ -24,9 +24,9 @@ class Decoded:
     nbytes: int
 
 
-def _read(path: str, max_pixels: int) -> LoadedImage | str:
+def _read(path: str, max_pixels: int, least: LeastSize | None) -> LoadedImage | str:
     try:
-        return read_image(path, max_pixels)
+        return read_image(path, max_pixels, least)
     except IQAError as exc:
         return str(exc)
 
@@ -36,7 +36,8 @@ class ReadAhead:
 
     An image is decoded only once its pixel bytes (known from the header) fit the budget;
     the bytes are held until the image is finished downstream. Reading ahead never blocks:
-    only :meth:`next` waits for room, when nothing is decoded ahead.
+    only :meth:`next` waits for room, when nothing is decoded ahead. ``least`` lets JPEGs
+    decode reduced (``regions.prescale``), and the budget counts what they decode to.
     """
 
     def __init__(
@@ -47,12 +48,14 @@ class ReadAhead:
         max_pixels: int,
         workers: int,
         depth: int,
+        least: LeastSize | None = None,
     ) -> None:
         self.paths = list(paths)
         self.budget = budget
         self.stop = stop
         self.max_pixels = max_pixels
         self.depth = max(1, depth)
+        self.least = least
         self._sizes: dict[int, int] = {}
         self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="iqa-read")
         self._ahead: deque[tuple[int, Future[LoadedImage | str]]] = deque()
@@ -65,7 +68,7 @@ class ReadAhead:
     def size(self, index: int) -> int:
         """The budget bytes input ``index`` needs (its decoded RGB size)."""
         if index not in self._sizes:
-            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels)
+            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels, self.least)
         return self._sizes[index]
 
     def next(self) -> Decoded | None:
@@ -98,5 +101,5 @@ class ReadAhead:
 
     def _submit(self) -> None:
         index = self._submitted
-        self._ahead.append((index, self._pool.submit(_read, self.paths[index], self.max_pixels)))
+        self._ahead.append((index, self._pool.submit(_read, self.paths[index], self.max_pixels, self.least)))
         self._submitted += 1

@@ -53,10 +53,10 @@ def prepared(pipeline: Pipeline, stream: Iterable[Item | Flush], ledger: Ledger)
             yield got  # before any batch holding its views: the scoring thread knows every image it delivers to
         for label, batches in ready:
             for views in batches:
-                yield _prepare(pipeline, label, views)
+                yield prepare(pipeline, label, views)
     for label, pool in pools.items():
         for views in pool.flush():
-            yield _prepare(pipeline, label, views)
+            yield prepare(pipeline, label, views)
 
 
 def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: Scorer, std: Standard) -> list[Pending]:
@@ -82,7 +82,7 @@ def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: S
         for key, region in rest.items():
             if key not in found:
                 ledger.claim(label, key, item)
-                size = pipeline.views.size(loaded, region)
+                size = pipeline.views.size(loaded, region, scorer)
                 tokens = scorer.view_tokens(size)
                 new.append(Pending(key, item, region, size[0] * size[1] if tokens is None else tokens, tokens))
     pipeline.stats["views_cached"] += len(found)
@@ -91,14 +91,14 @@ def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: S
     return new
 
 
-def _prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
+def prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
     """Cut a batch's views and run the scorer's ``prepare`` on them (in the prepare thread)."""
     _, scorer, std = pipeline.scorer(label)
     batch = Batch(label, [])
     views = []
     for view in pending:
         try:
-            views.append(_cut(pipeline, view))
+            views.append(_cut(pipeline, view, scorer))
             batch.views.append(view)
         except Exception as exc:  # a view that cannot be cut fails its image
             batch.failed[view.key] = describe("cutting a view", exc)
@@ -113,8 +113,10 @@ def _prepare(pipeline: Pipeline, label: str, pending: list[Pending]) -> Batch:
     return batch
 
 
-def _cut(pipeline: Pipeline, view: Pending) -> View:
-    return pipeline.views.cut(view.item.loaded, view.region, view.key)  # type: ignore[arg-type]
+def _cut(pipeline: Pipeline, view: Pending, scorer: Scorer) -> View:
+    if view.cut is not None:  # cut already (by the Ray views step)
+        return view.cut
+    return pipeline.views.cut(view.item.loaded, view.region, view.key, scorer)  # type: ignore[arg-type]
 
 
 def forward(pipeline: Pipeline, ledger: Ledger, batch: Batch) -> None:
@@ -147,7 +149,7 @@ def forward(pipeline: Pipeline, ledger: Ledger, batch: Batch) -> None:
                 return
     for view in batch.views:
         try:
-            cut = _cut(pipeline, view)
+            cut = _cut(pipeline, view, scorer)
             with pipeline.prepare_lock(label):
                 ready = scorer.prepare([cut], std)
             _store(pipeline, ledger, label, [view], _forward(pipeline, label, scorer, std, ready, [view]))

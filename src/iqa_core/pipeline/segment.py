@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def masks(pipeline: Pipeline, loaded: LoadedImage) -> list[dict[str, Any]]:
     """The segmenter's raw masks as RLE, from the store or the model (then stored)."""
-    seg_key = pipeline.segmenter.cache_key()
+    seg_key = pipeline.mask_key(loaded)
     with pipeline.store_lock:
         rles = pipeline.store.get_masks(loaded.content_hash, seg_key)
     if rles is None:
@@ -78,6 +78,13 @@ def to_item(pipeline: Pipeline, decoded: Decoded) -> Item:
     return item
 
 
+def closes_group(count: int, held: int, need: int, size: int, limit: int) -> bool:
+    """Whether ``count`` images waiting for batches (``held`` budget bytes) are flushed before
+    the next, which needs ``need``: at ``size`` images, or before ``limit`` would be passed.
+    The Ray executor groups its images by the same rule."""
+    return count > 0 and (count >= size or held + need > limit)
+
+
 def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
     """Read and segment images, in input order; a :class:`Flush` closes a batching group.
 
@@ -93,7 +100,7 @@ def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
     count = held = 0
     for index in range(len(reader)):
         need = reader.size(index)
-        if count and (count >= size or held + need > limit):
+        if closes_group(count, held, need, size, limit):
             yield Flush()
             count = held = 0
         decoded = reader.next()
