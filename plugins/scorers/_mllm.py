@@ -12,7 +12,12 @@ with it, so the level tokens are read where the model writes the label.
 Views are batched by prompt length (:func:`length_buckets`): each bucket is one forward pass
 without padding that keeps only the last position's logits (``logits_to_keep=1``), so a
 view's scores do not depend on which other views share its batch, and the (N, L, V) logits
-of a 7B model are never materialised.
+of a 7B model are never materialised. When the processor can say how many image tokens a
+view of a given size becomes (:meth:`MLLMScorer.image_tokens`, from its own resize rule, as
+vLLM asks it), views are bucketed before the processor runs, so each view is processed once;
+the same count gives the engine :meth:`MLLMScorer.view_tokens` for batches by token budget.
+``pad_slack`` trades exactness for fewer forward passes: prompts that differ by at most that
+many tokens share one left-padded pass.
 
 ``answer: generate`` is Table 3 row 1 (no standard): the model writes a number, greedily, and
 the number becomes a two-level distribution whose expectation is that number.
@@ -52,8 +57,25 @@ class MLLMParams(Params):
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(default=8, ge=1)
+    batch_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="at most this many prompt tokens (view_tokens) in one batch, filled by the engine "
+        "with views of similar length; null: only batch_size counts",
+    )
+    pad_slack: int = Field(
+        default=0,
+        ge=0,
+        description="views whose prompts differ by at most this many tokens share one left-padded "
+        "forward pass; 0: only equal-length prompts, so a view's scores never depend on its batch",
+    )
     answer: Literal["level_token", "generate"] = "level_token"
     max_new_tokens: int = Field(default=8, ge=1)
+    attn_implementation: str | dict[str, str] | None = Field(
+        default=None,
+        description="transformers' attention for from_pretrained, for the whole model or per part "
+        "(e.g. {vision_config: flash_attention_2, text_config: sdpa}); null: SDPA on CUDA, else the default",
+    )
 
 
 class ChatParams(MLLMParams):
@@ -280,29 +302,66 @@ MIN_SIDE = 4
 1-pixel one too, and transformers' processors guess the channel axis from the shape)."""
 
 
+def sliver_padded_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of a view after padding to at least MIN_SIDE and at most 1:MAX_ASPECT."""
+    w, h = size
+    return max(w, MIN_SIDE, int(np.ceil(h / MAX_ASPECT))), max(h, MIN_SIDE, int(np.ceil(w / MAX_ASPECT)))
+
+
+def fitted_size(size: tuple[int, int], max_pixels: int | None) -> tuple[int, int]:
+    """(width, height) :func:`fit_view` gives a view of ``size``, without the pixels."""
+    w, h = sliver_padded_size(size)
+    if max_pixels is not None and w * h > max_pixels:
+        scale = (max_pixels / (w * h)) ** 0.5
+        return max(1, int(w * scale)), max(1, int(h * scale))
+    return w, h
+
+
 def fit_view(image: Any, max_pixels: int | None) -> Any:
     """``image`` padded (black, centred) to at least MIN_SIDE pixels and at most 1:MAX_ASPECT,
     and scaled down to at most ``max_pixels`` pixels, so a 12-megapixel whole view does not
     become thousands of tokens."""
     from PIL import Image, ImageOps
 
-    w, h = image.size
-    size = (max(w, MIN_SIDE, int(np.ceil(h / MAX_ASPECT))), max(h, MIN_SIDE, int(np.ceil(w / MAX_ASPECT))))
-    if size != (w, h):
-        image = ImageOps.pad(image, size, color=0)  # scales a view smaller than MIN_SIDE up, pads the rest
-        w, h = size
-    if max_pixels is not None and w * h > max_pixels:
-        scale = (max_pixels / (w * h)) ** 0.5
-        image = image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+    padded = sliver_padded_size(image.size)
+    if padded != image.size:
+        image = ImageOps.pad(image, padded, color=0)  # scales a view smaller than MIN_SIDE up, pads the rest
+    size = fitted_size(image.size, max_pixels)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BICUBIC)
     return image
 
 
-def length_buckets(attention_mask: torch.Tensor) -> list[list[int]]:
-    """Row indices grouped by prompt length (unpadded token count), in first-seen order."""
-    groups: dict[int, list[int]] = {}
-    for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
-        groups.setdefault(int(length), []).append(row)
-    return list(groups.values())
+def group_lengths(lengths: Sequence[int], slack: int = 0) -> list[list[int]]:
+    """Row indices grouped so that lengths within a group differ by at most ``slack``.
+
+    0: equal lengths, groups in first-seen order. Otherwise rows are sorted by length and a
+    group closes when the next row is more than ``slack`` longer than the group's shortest.
+    """
+    if slack == 0:
+        groups: dict[int, list[int]] = {}
+        for row, length in enumerate(lengths):
+            groups.setdefault(int(length), []).append(row)
+        return list(groups.values())
+    out: list[list[int]] = []
+    shortest = 0
+    for row in sorted(range(len(lengths)), key=lambda r: lengths[r]):
+        if not out or lengths[row] - shortest > slack:
+            out.append([])
+            shortest = lengths[row]
+        out[-1].append(row)
+    return out
+
+
+def length_buckets(attention_mask: torch.Tensor, slack: int = 0) -> list[list[int]]:
+    """Row indices grouped by prompt length (unpadded token count), see :func:`group_lengths`."""
+    return group_lengths([int(n) for n in attention_mask.sum(dim=1).tolist()], slack)
+
+
+def spread(attention_mask: torch.Tensor) -> int:
+    """Longest minus shortest prompt in a left-padded batch."""
+    lengths = attention_mask.sum(dim=1)
+    return int(lengths.max() - lengths.min())
 
 
 # ------------------------------------------------------------------------ scorer
@@ -328,7 +387,8 @@ class MLLMScorer(Scorer):
             return [Weights(path=model, files=("config.json",))]
         return [Weights(repo=model, revision=self.params.revision)]
 
-    uncached_params = Scorer.uncached_params | {"local_files_only"}
+    # the attention kernel changes numbers as little as the device does (and ``device`` is uncached)
+    uncached_params = Scorer.uncached_params | {"local_files_only", "attn_implementation"}
 
     @abstractmethod
     def _load(self, source: str) -> tuple[Any, Any]:
@@ -350,6 +410,7 @@ class MLLMScorer(Scorer):
         # a template that cannot render the standard, or labels that cannot be read, fail here
         self.prompt(standard)
         self.label_ids(standard)
+        self._text_tokens = self.text_tokens(standard)
 
     @property
     def tokenizer(self) -> Any:
@@ -359,9 +420,14 @@ class MLLMScorer(Scorer):
         return {"revision": self.params.revision, "local_files_only": self.params.local_files_only}
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Placement and precision for ``from_pretrained``; SDPA attention on CUDA."""
+        """Placement, precision and attention for ``from_pretrained``: ``attn_implementation``
+        if set, else SDPA on CUDA. Without flash attention, Qwen2.5-VL's vision tower runs one
+        attention call per 112-pixel window (thousands per batch at 7B size); flash attention
+        runs each layer's windows in one varlen call."""
         kwargs: dict[str, Any] = {"dtype": self.dtype, "device_map": str(self.device)}
-        if self.device.type == "cuda":
+        if self.params.attn_implementation is not None:
+            kwargs["attn_implementation"] = self.params.attn_implementation
+        elif self.device.type == "cuda":
             kwargs["attn_implementation"] = "sdpa"
         return kwargs
 
@@ -410,13 +476,63 @@ class MLLMScorer(Scorer):
         """A view's image as the processor gets it (slivers padded, see :func:`fit_view`)."""
         return fit_view(image, None)
 
+    def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) :meth:`fit` gives a view of ``size``, without the pixels."""
+        return fitted_size(size, None)
+
+    def image_tokens(self, size: tuple[int, int]) -> int | None:
+        """How many tokens the processor makes of a fitted image of ``size`` (width, height),
+        from its resize rule without running it: transformers' processors answer this for vLLM
+        (``_get_num_multimodal_tokens``). None when the processor cannot say."""
+        count = getattr(self.processor, "_get_num_multimodal_tokens", None)
+        if count is None:
+            return None
+        w, h = size
+        try:
+            return int(count(image_sizes=[(h, w)])["num_image_tokens"][0])
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, NotImplementedError):
+            return None
+
+    def text_tokens(self, standard: Standard) -> int | None:
+        """Prompt tokens besides the image's for ``standard``, or None when :meth:`image_tokens`
+        cannot say or disagrees with the processor on two probe images (then views are
+        bucketed by what the processor produces, as before)."""
+        from PIL import Image
+
+        text, counts = self.prompt(standard), set()
+        for size in ((64, 48), (40, 160)):  # landscape and portrait: variable-size processors differ
+            image = self.fit(Image.new("RGB", size))
+            n = self.image_tokens(image.size)
+            if n is None:
+                return None
+            counts.add(int(self.process(text, [image])["input_ids"].shape[1]) - n)
+        return counts.pop() if len(counts) == 1 else None
+
+    def view_tokens(self, size: tuple[int, int]) -> int | None:
+        """Prompt tokens of a view of ``size`` with the standard the scorer was loaded with."""
+        text = getattr(self, "_text_tokens", None)
+        n = None if text is None else self.image_tokens(self.fit_size(size))
+        return None if n is None else text + n
+
     def processor_kwargs(self) -> dict[str, Any]:
         """Extra arguments for the processor call (e.g. Janus' generation mode)."""
         return {}
 
+    def preprocess_device(self) -> torch.device | None:
+        """Where the image processor resizes and normalises: the model's CUDA device when the
+        processor is torchvision-backed (transformers 5's default image processors are), so
+        the CPU only decodes; None (the CPU) otherwise."""
+        if self.device.type != "cuda":
+            return None
+        from transformers.image_processing_backends import TorchvisionBackend
+
+        return self.device if isinstance(getattr(self.processor, "image_processor", None), TorchvisionBackend) else None
+
     def process(self, text: str, images: list[Any]) -> Any:
-        """One processor call: the prompt once per image, left-padded, on the CPU."""
+        """One processor call: the prompt once per image, left-padded (images on
+        :meth:`preprocess_device` when there is one)."""
         bos = self.tokenizer.bos_token
+        device = self.preprocess_device()
         return self.processor(
             text=[text] * len(images),
             images=[[image] for image in images],
@@ -425,20 +541,31 @@ class MLLMScorer(Scorer):
             # a template that writes BOS itself must not get a second one
             add_special_tokens=not (bos and text.startswith(bos)),
             return_tensors="pt",
+            **({} if device is None else {"device": device}),
             **self.processor_kwargs(),
         )
 
     def prepare(self, views: Sequence[View], standard: Standard) -> Prepared:
-        """Model inputs for the views, bucketed by prompt length so no row is padded: a view's
-        scores then do not depend on its batch. On the CPU (the engine overlaps this with the
-        previous batch's forward pass)."""
-        text = self.prompt(standard)
+        """Model inputs for the views, bucketed by prompt length so no row is padded (with
+        ``pad_slack`` 0): a view's scores then do not depend on its batch. The engine overlaps
+        this with the previous batch's forward pass.
+
+        When :meth:`image_tokens` knows each view's count, the buckets are formed first and
+        each view is processed once; otherwise all views are processed together and, if their
+        lengths differ, once more per bucket.
+        """
+        text, slack = self.prompt(standard), self.params.pad_slack
         images = [self.fit(view.image) for view in views]
+        counts = [self.image_tokens(image.size) for image in images] if self._text_tokens is not None else [None]
+        if None not in counts:
+            buckets = [(rows, self.process(text, [images[i] for i in rows])) for rows in group_lengths(counts, slack)]
+            if all(spread(inputs["attention_mask"]) <= slack for _, inputs in buckets):
+                return Prepared(len(views), buckets)
         inputs = self.process(text, images)
-        buckets = length_buckets(inputs["attention_mask"])
-        if len(buckets) == 1:
-            return Prepared(len(views), [(buckets[0], inputs)])
-        return Prepared(len(views), [(rows, self.process(text, [images[i] for i in rows])) for rows in buckets])
+        rows = length_buckets(inputs["attention_mask"], slack)
+        if len(rows) == 1:
+            return Prepared(len(views), [(rows[0], inputs)])
+        return Prepared(len(views), [(group, self.process(text, [images[i] for i in group])) for group in rows])
 
     # -------------------------------------------------------------- model
 

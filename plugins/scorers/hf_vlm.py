@@ -13,7 +13,14 @@ from pydantic import Field
 
 from iqa_core.api import Standard
 from iqa_core.errors import IQAError
-from iqa_plugins.scorers._mllm import ChatParams, MLLMScorer, SystemRole, fit_view, template_accepts_system
+from iqa_plugins.scorers._mllm import (
+    ChatParams,
+    MLLMScorer,
+    SystemRole,
+    fit_view,
+    fitted_size,
+    template_accepts_system,
+)
 
 
 class HFVLMScorer(MLLMScorer):
@@ -46,6 +53,38 @@ class HFVLMScorer(MLLMScorer):
 
     def fit(self, image: Any) -> Any:
         return fit_view(image, self.params.max_pixels)
+
+    def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return fitted_size(size, self.params.max_pixels)
+
+    def processor_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """What Qwen2-VL's image processor (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) resizes a view of
+        ``size`` to, after the ``max_pixels`` cap: sides multiples of patch x merge, pixels
+        within its min/max (its own ``smart_resize``). None for other processors or before
+        ``load``."""
+        from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as pil
+        from transformers.models.qwen2_vl import image_processing_qwen2_vl as tv
+
+        image_processor = getattr(getattr(self, "processor", None), "image_processor", None)
+        if not isinstance(image_processor, (tv.Qwen2VLImageProcessor, pil.Qwen2VLImageProcessorPil)):
+            return None
+        w, h = self.fit_size(size)
+        limits = image_processor.size
+        height, width = tv.smart_resize(
+            h,
+            w,
+            image_processor.patch_size * image_processor.merge_size,
+            min_pixels=limits["shortest_edge"],
+            max_pixels=limits["longest_edge"],
+        )
+        return width, height
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """:meth:`processor_size`, where a view already of that size keeps it, so a view shrunk
+        to it gets the same tokens; else None (``smart_resize`` is not a fixed point at extreme
+        aspect ratios with a small pixel budget: 377x83 -> 224x28 -> 252x56 at 16 tokens)."""
+        target = self.processor_size(size)
+        return target if target is not None and self.processor_size(target) == target else None
 
     def system_role(self, standard: Standard) -> SystemRole:
         role = self.params.system_role

@@ -53,10 +53,26 @@ class JanusProScorer(MLLMScorer):
         from PIL import Image
 
         image = super().fit(image)
+        size = self.fit_size(image.size)
+        return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
+
+    def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        w, h = super().fit_size(size)
         side = int(self.processor.image_processor.size["height"])
-        w, h = image.size
         if max(w, h) == side:
-            return image
+            return w, h
         scale = side / max(w, h)
-        size = (side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), side)
-        return image.resize(size, Image.Resampling.BICUBIC)
+        return (side, max(1, round(h * scale))) if w >= h else (max(1, round(w * scale)), side)
+
+    def image_tokens(self, size: tuple[int, int]) -> int:
+        """Every view is padded to one square: the processor's fixed count (576 for Janus-Pro)."""
+        return int(self.processor.num_image_tokens)
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The view's size inside the square the model sees (long side 384 for Janus-Pro; the
+        image processor then pads it square). None before ``load``."""
+        if getattr(self, "processor", None) is None:
+            return None
+        w, h = self.fit_size(size)
+        least = int(self.processor.image_processor.min_size)  # the processor's floor for the short side
+        return max(w, least), max(h, least)

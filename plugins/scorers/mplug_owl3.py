@@ -102,7 +102,7 @@ class MPlugOwl3Scorer(MLLMScorer):
 
     def model_kwargs(self) -> dict[str, Any]:
         # The model card supports only sdpa or flash_attention_2, on every device.
-        return {**super().model_kwargs(), "attn_implementation": "sdpa"}
+        return {**super().model_kwargs(), "attn_implementation": self.params.attn_implementation or "sdpa"}
 
     def _load(self, source: str) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoTokenizer
