@@ -171,3 +171,13 @@ def test_ray_groups_are_the_local_runs_batching_groups(tmp_path: Path) -> None:
     assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:2], paths[2:4], paths[4:]]
     recipe["runtime"].update(chunk_images=32, max_inflight_mb=2 * 3 * 12288 / 2**20)  # half: 3 images
     assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:3], paths[3:]]
+
+
+def test_ray_refuses_prescale_in_one_line(tmp_path: Path) -> None:
+    from iqa_core.errors import IQAError
+    from iqa_core.executors.ray import run_on_ray
+
+    data = _recipe(tmp_path / "s.sqlite", "ray")
+    data["regions"]["prescale"] = True
+    with pytest.raises(IQAError, match="regions.prescale is not supported with executor: ray"):
+        run_on_ray(Pipeline.from_recipe(data), [str(p) for p in write_images(tmp_path / "imgs", 1)])

@@ -389,6 +389,7 @@ class MLLMScorer(Scorer):
 
     # the attention kernel changes numbers as little as the device does (and ``device`` is uncached)
     uncached_params = Scorer.uncached_params | {"local_files_only", "attn_implementation"}
+    keyed_when_set = frozenset({"pad_slack"})  # added later: stored scores of exact-length runs stay valid
 
     @abstractmethod
     def _load(self, source: str) -> tuple[Any, Any]:

@@ -36,14 +36,18 @@ class Component(ABC):
 
     ``uncached_params`` names parameters that do not change results (batch
     size, device placement); they are left out of :meth:`cache_key`, so
-    changing them reuses stored outputs. Bump ``version`` when a change to the
-    code changes outputs.
+    changing them reuses stored outputs. ``keyed_when_set`` names parameters
+    that enter the key only when they differ from their default: a parameter
+    added later, whose default keeps the old behaviour, leaves the stored outputs
+    of existing recipes valid. Bump ``version`` when a change to the code
+    changes outputs.
     """
 
     Params: ClassVar[type[Params]] = Params
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     uncached_params: ClassVar[frozenset[str]] = frozenset()
+    keyed_when_set: ClassVar[frozenset[str]] = frozenset()
     # Modules ``load()`` imports -> the pip argument that installs each (e.g. {"torch": "iqa[models]"}):
     # recipe validation reports a missing one in one line instead of a failure per image.
     requires: ClassVar[dict[str, str]] = {}
@@ -68,6 +72,10 @@ class Component(ABC):
         """
         if "_cache_key" not in self.__dict__:
             payload = self.params.model_dump(mode="json", exclude=set(self.uncached_params))
+            fields = type(self.params).model_fields
+            for name in self.keyed_when_set & payload.keys():
+                if getattr(self.params, name) == fields[name].get_default(call_default_factory=True):
+                    del payload[name]
             blob = json.dumps(
                 [f"{type(self).__module__}.{type(self).__qualname__}", self.version, payload],
                 sort_keys=True,

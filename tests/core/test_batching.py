@@ -92,14 +92,20 @@ def test_results_equal_whatever_the_lookahead(tmp_path: Path, test_plugins: Reco
 
 
 class _TokenScorer(BrightnessScorer):
-    """Views cost a token per 100 pixels."""
+    """Views cost a token per 100 pixels, known once loaded (as a processor's count is)."""
 
     class Params(BrightnessScorer.Params):
         batch_size: int = 8
         batch_tokens: int | None = None
 
-    def view_tokens(self, size: tuple[int, int]) -> int:
-        return size[0] * size[1] // 100
+    loaded = False
+
+    def load(self, standard) -> None:
+        super().load(standard)
+        self.loaded = True
+
+    def view_tokens(self, size: tuple[int, int]) -> int | None:
+        return size[0] * size[1] // 100 if self.loaded else None
 
 
 def _pending(tokens: list[int]) -> list[Pending]:

@@ -225,6 +225,29 @@ def test_cache_key_changes_with_result_relevant_params_only() -> None:
     assert MixGrainedAggregator({"local": "mean"}).cache_key() != mix
 
 
+class _Older(BrightnessScorer):
+    """BrightnessScorer before a ``gain`` parameter existed (same class name, so same key prefix)."""
+
+
+class _Newer(BrightnessScorer):
+    """The same scorer after ``gain`` was added; 1.0 keeps the old behaviour."""
+
+    class Params(BrightnessScorer.Params):
+        gain: float = 1.0
+
+    keyed_when_set = frozenset({"gain"})
+
+
+def test_a_parameter_added_later_keys_only_when_set() -> None:
+    _Newer.__qualname__ = _Older.__qualname__
+    try:
+        old = _Older().cache_key()
+        assert _Newer().cache_key() == old == _Newer({"gain": 1.0}).cache_key()  # stored rows stay valid
+        assert _Newer({"gain": 2.0}).cache_key() != old
+    finally:
+        _Newer.__qualname__ = "_Newer"
+
+
 def test_cache_key_changes_with_class_and_version() -> None:
     class Bumped(BrightnessScorer):
         version = "2"

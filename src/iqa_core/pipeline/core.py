@@ -188,7 +188,13 @@ class Pipeline:
 
     @cached_property
     def least_decode(self) -> LeastSize | None:
-        """How far a JPEG may decode reduced (``regions.prescale``); None: always in full."""
+        """How far a JPEG may decode reduced (``regions.prescale``); None: always in full.
+
+        With prescale the scorers load first: their input sizes come from their processors.
+        """
+        if self.views.prescale:
+            for label in self.labels:
+                self.load_scorer(label)
         return self.views.least_decode(self.segmenter if self.segments else None, [s for _, s, _ in self.scorers])
 
     def read(self, path: str) -> LoadedImage:

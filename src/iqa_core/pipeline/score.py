@@ -70,7 +70,7 @@ def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: S
     wanted: dict[ViewKey, Region] = {}
     for region in item.regions:
         wanted.setdefault(pipeline.views.key(loaded, region, scorer, std), region)
-    new: list[Pending] = []
+    claimed: list[tuple[ViewKey, Region]] = []
     with ledger.lock:
         rest = {key: region for key, region in wanted.items() if not ledger.waiting(label, key)}
         for key in wanted.keys() - rest.keys():  # an identical view in flight: its row will do
@@ -82,12 +82,16 @@ def _admit(pipeline: Pipeline, ledger: Ledger, item: Item, label: str, scorer: S
         for key, region in rest.items():
             if key not in found:
                 ledger.claim(label, key, item)
-                size = pipeline.views.size(loaded, region, scorer)
-                tokens = scorer.view_tokens(size)
-                new.append(Pending(key, item, region, size[0] * size[1] if tokens is None else tokens, tokens))
+                claimed.append((key, region))
     pipeline.stats["views_cached"] += len(found)
-    if new:
-        pipeline.load_scorer(label)
+    if not claimed:
+        return []
+    pipeline.load_scorer(label)  # its cost hooks may need its processor
+    new = []
+    for key, region in claimed:
+        size = pipeline.views.size(loaded, region, scorer)
+        tokens = scorer.view_tokens(size)
+        new.append(Pending(key, item, region, size[0] * size[1] if tokens is None else tokens, tokens))
     return new
 
 

@@ -44,6 +44,8 @@ def run_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False)
         import ray
     except ImportError:
         raise IQAError("executor 'ray' needs Ray: pip install 'iqa[ray]'") from None
+    if pipeline.views.prescale:  # its views step holds no scorer to tell the input sizes
+        raise IQAError("regions.prescale is not supported with executor: ray yet; use executor: local or devices")
     done: dict[str, ImageResult] = {}
     groups: list[list[dict[str, str]]] = []
     for group in batching_groups(pipeline, paths):

@@ -28,6 +28,8 @@ class ScoreStep(Step):
         items: dict[str, Item] = {}
         queued: dict[str, list[Pending]] = {label: [] for label in pipeline.labels}
         pixels = memoryview(group.pixels)
+        for label in {view["label"] for view in group.views if "error" not in view}:
+            pipeline.load_scorer(label)  # before costing: a scorer's view_tokens may need its processor
         for view in group.views:
             if "error" in view:  # could not be cut
                 continue
@@ -41,11 +43,12 @@ class ScoreStep(Step):
                 start, end = view["at"]
                 image = Image.frombytes(view["mode"], tuple(view["size"]), bytes(pixels[start:end]))
                 cut = View(image=image, key=key[1], source=view["path"])
-                queued[label].append(Pending(key, item, region_from(view["region"]), view["cost"], view["tokens"], cut))
+                tokens = pipeline.scorer(label)[1].view_tokens(image.size)
+                cost = image.size[0] * image.size[1] if tokens is None else tokens
+                queued[label].append(Pending(key, item, region_from(view["region"]), cost, tokens, cut))
         ready = []
         for label, scorer, _ in pipeline.scorers:
             if queued[label]:
-                pipeline.load_scorer(label)
                 pool = Pool(scorer, pipeline.recipe.runtime.batch_lookahead)
                 ready += [(label, views) for views in pool.add(queued[label]) + pool.flush()]
         self._score(ledger, ready)

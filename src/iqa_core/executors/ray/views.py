@@ -86,19 +86,15 @@ class ViewsStep(Step):
                     cut.add((label, key))
 
     def _view(self, loaded: LoadedImage, label: str, key: ViewKey, region: Region, out: bytearray) -> dict[str, Any]:
-        """One view to score: its key, cost and where in ``out`` its pixels are; or why it could not be cut."""
+        """One view to score: its key and where in ``out`` its pixels are; or why it could not be cut."""
         pipeline = self.pipeline
         view: dict[str, Any] = {"path": loaded.path, "label": label, "key": key, "region": region_to(region)}
         try:
-            scorer = pipeline.scorer(label)[1]
-            cut = pipeline.views.cut(loaded, region, key, scorer).image
-            size = pipeline.views.size(loaded, region, scorer)
-            tokens = scorer.view_tokens(size)
+            cut = pipeline.views.cut(loaded, region, key).image
             data = cut.tobytes()
         except Exception as exc:  # a view that cannot be cut fails its image
             return {**view, "error": describe("cutting a view", exc)}
         start = len(out)
         out += data
-        cost = size[0] * size[1] if tokens is None else tokens
         where = {"mode": cut.mode, "size": list(cut.size), "at": [start, len(out)]}
-        return {**view, "cost": cost, "tokens": tokens, **where}
+        return {**view, **where}
