@@ -241,3 +241,23 @@ def test_the_size_batching_sorts_by_is_the_size_cut(jpeg: Path, prescale: bool, 
     for region in regions:
         cut = views.cut(loaded, region, ("", "", "", ""), _Sized()).image.size
         assert views.size(loaded, region, _Sized()) == cut, region
+
+
+class _SizedOnceLoaded(_Sized):
+    """Knows its input size only once loaded, as the MLLM scorers (from their processors) do."""
+
+    loaded = False
+
+    def load(self, standard) -> None:
+        super().load(standard)
+        self.loaded = True
+
+    def input_size(self, size):
+        return super().input_size(size) if self.loaded else None
+
+
+def test_a_scorer_that_knows_its_input_size_once_loaded_still_gets_a_reduced_decode(jpeg: Path) -> None:
+    data = _recipe(None, prescale=True)
+    data["scorers"] = [{"name": f"{__name__}:_SizedOnceLoaded"}]
+    load_recipe(data).score_many([jpeg])
+    assert SEEN and all(key.endswith("@prescale/8") for key, _ in SEEN)  # 1024x768 -> 128x96, as with _Sized
