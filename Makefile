@@ -15,17 +15,38 @@ TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
 # e.g. BENCH_ARGS='--device cuda --json bench.json' on a GPU machine
 BENCH_ARGS ?=
 
-.PHONY: setup test run demo bench
+.PHONY: setup lock test test-latest run demo bench
 
-$(STAMP): pyproject.toml Makefile
+# Every package comes from requirements.lock (used as pip constraints, so the CPU build of
+# torch, `2.14.1+cpu`, satisfies the lock's `torch==2.14.1` too). `make lock` refreshes it.
+$(STAMP): pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip setuptools wheel
-	$(BIN)/pip install $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -e '.[all,test]'
-	SAM2_BUILD_CUDA=0 $(BIN)/pip install --no-build-isolation sam2==1.1.0
+	$(BIN)/pip install -c requirements.lock --upgrade pip setuptools wheel
+	$(BIN)/pip install -c requirements.lock $(TORCH_INDEX) torch torchvision
+	$(BIN)/pip install -c requirements.lock -e '.[all,test]'
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install -c requirements.lock --no-build-isolation sam2
 	touch $@
 
 setup: $(STAMP)
+
+# Re-resolve the lock to the newest releases the ranges allow (pyproject.toml + requirements.in),
+# for CPython 3.11 on x86_64 Linux, the platform CI runs on. Then `make test` and commit it.
+lock:
+	$(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv pip compile pyproject.toml requirements.in --extra all --extra test \
+	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -o requirements.lock
+
+# The same suite on the newest releases the package's ranges admit, in a venv of its own: an
+# upstream release that breaks the project is found here before a user finds it.
+LATEST_VENV ?= .venv-latest
+test-latest:
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install --upgrade pip setuptools wheel
+	$(LATEST_VENV)/bin/pip install --upgrade $(TORCH_INDEX) torch torchvision
+	$(LATEST_VENV)/bin/pip install --upgrade --upgrade-strategy eager -e '.[all,test]'
+	SAM2_BUILD_CUDA=0 $(LATEST_VENV)/bin/pip install --upgrade --no-build-isolation sam2
+	$(LATEST_VENV)/bin/pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest -q
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
