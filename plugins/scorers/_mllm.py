@@ -27,7 +27,6 @@ Nothing here imports torch or transformers at module level: the CLI lists plugin
 
 from __future__ import annotations
 
-import os
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -119,9 +118,14 @@ def model_source(model: str) -> str:
 @contextmanager
 def loading(model: str) -> Iterator[None]:
     """Turn the ways a download or load fails (offline, unknown id, missing package) into
-    :class:`ModelUnavailable`, so the CLI prints one clear line instead of a traceback."""
+    :class:`ModelUnavailable`, so the CLI prints one clear line instead of a traceback. A Hub
+    id is loaded only after one probe says whether the Hub can be reached at all
+    (:func:`~iqa_core.weights.hub_unreachable`): offline, the load goes to the cache at once."""
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
+    from iqa_core.weights import hub_unreachable, unavailable_reason
+
+    unreachable = None if Path(model).expanduser().is_dir() else hub_unreachable()
     try:
         yield
     except ModelUnavailable:
@@ -133,15 +137,8 @@ def loading(model: str) -> Iterator[None]:
             "Install the package it names (see the model card).",
         ) from exc
     except (OSError, HfHubHTTPError, HFValidationError) as exc:
-        raise ModelUnavailable(model, _reason(model, exc)) from exc
-
-
-def _reason(model: str, exc: BaseException) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-    if offline and not Path(model).expanduser().is_dir():
-        return "HF_HUB_OFFLINE is set and there is no copy in the local Hugging Face cache"
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return first[:300]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelUnavailable(model, unavailable_reason(model) if unreachable else first[:300]) from exc
 
 
 # ------------------------------------------------------------------------ labels

@@ -197,6 +197,10 @@ class CLIPIQAScorer(Scorer):
         quick_gelu = p.quick_gelu
         if quick_gelu is None and not has_schema:
             quick_gelu = infer_quick_gelu(open_clip, p.model, p.pretrained)
+        from iqa_core.weights import hub_unreachable, unavailable_reason
+
+        local = p.model.startswith("local-dir:") or Path(p.pretrained or "").is_file()
+        unreachable = None if local else hub_unreachable()  # one probe: offline, the cache answers at once
         logging.disable(logging.ERROR)  # open_clip logs a failed download before raising it
         try:
             return open_clip.create_model(
@@ -212,7 +216,8 @@ class CLIPIQAScorer(Scorer):
                 "architecture, e.g. RN50), or set `model: local-dir:DIR` for a folder with "
                 "open_clip_config.json and the weights."
             )
-            raise ModelUnavailable(self.model_label, f"{type(e).__name__}: {e}".rstrip(". "), hint) from e
+            reason = unavailable_reason(self.model_label) if unreachable else f"{type(e).__name__}: {e}".rstrip(". ")
+            raise ModelUnavailable(self.model_label, reason, hint) from e
         finally:
             logging.disable(logging.NOTSET)
 

@@ -31,8 +31,9 @@ class HFVLMScorer(MLLMScorer):
     template renders one and prepends otherwise (templates that raise on, or silently drop, a
     system turn, as some LLaVA / Gemma / Mistral templates do).
 
-    ``processor_options`` go to ``AutoProcessor.from_pretrained`` (e.g. ``min_pixels`` /
-    ``max_pixels`` of Qwen's image processor). ``max_pixels`` caps every view before the
+    ``processor_options`` go to ``AutoProcessor.from_pretrained`` (e.g. Qwen's pixel budget,
+    ``size: {shortest_edge: MIN, longest_edge: MAX}``: its ``min_pixels`` / ``max_pixels`` are
+    deprecated in transformers 5). ``max_pixels`` caps every view before the
     processor sees it (scaled down, aspect kept): a 12-megapixel whole view would otherwise be
     ~15k image tokens for Qwen2-VL. ``null`` turns the cap off.
     """
@@ -49,6 +50,7 @@ class HFVLMScorer(MLLMScorer):
 
         processor = AutoProcessor.from_pretrained(source, **self.hub_kwargs(), **self.params.processor_options)
         model = AutoModelForImageTextToText.from_pretrained(source, **self.hub_kwargs(), **self.model_kwargs())
+        self._expansions: dict[tuple[int, int], int] = {}  # image tokens per tile grid (rows, cols)
         return model, processor
 
     def fit(self, image: Any) -> Any:
@@ -56,6 +58,39 @@ class HFVLMScorer(MLLMScorer):
 
     def fit_size(self, size: tuple[int, int]) -> tuple[int, int]:
         return fitted_size(size, self.params.max_pixels)
+
+    def image_tokens(self, size: tuple[int, int]) -> int | None:
+        """The tokens the processor writes for a fitted image of ``size``. Tiling processors
+        (Idefics3 / SmolVLM and kin) mark each tile and each row with tokens of their own, which
+        ``_get_num_multimodal_tokens`` leaves out since transformers 5.25 (it counts the image
+        placeholders only). For them the count is the length of the processor's own expansion
+        (``replace_image_token``) of the grid its image processor picks for this size, so the
+        hook follows the processor instead of copying its arithmetic; other processors answer
+        through the base class."""
+        grid = self._tile_grid(size)
+        if grid is None:
+            return super().image_tokens(size)
+        if grid not in self._expansions:
+            rows, cols = grid
+            text = self.processor.replace_image_token({"rows": [[rows]], "cols": [[cols]]}, 0)
+            self._expansions[grid] = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._expansions[grid]
+
+    def _tile_grid(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """(rows, cols) of tiles the image processor cuts a fitted image of ``size`` into, for
+        processors whose expansion is written from that grid alone; None for the others."""
+        processor = getattr(self, "processor", None)
+        count = getattr(getattr(processor, "image_processor", None), "get_number_of_image_patches", None)
+        if count is None or not hasattr(processor, "replace_image_token"):
+            return None
+        w, h = size
+        try:
+            patches = count(h, w, {})
+            grid = (int(patches[1]), int(patches[2]))
+            processor.replace_image_token({"rows": [[grid[0]]], "cols": [[grid[1]]]}, 0)
+        except (KeyError, IndexError, TypeError, ValueError, NotImplementedError):
+            return None  # a processor whose expansion needs more than the grid, or no grid at all
+        return grid
 
     def processor_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
         """What Qwen2-VL's image processor (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) resizes a view of

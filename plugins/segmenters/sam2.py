@@ -286,6 +286,8 @@ class SAM2Segmenter(Segmenter):
         if self._generator is None:
             self.load()
         work = _downscale(np.ascontiguousarray(image), self.params.max_side)
+        if not work.flags.writeable:  # a decoded image's buffer: torch warns on tensors over it
+            work = work.copy()
         p = self.params
         with self._autocast():
             if p.fast_postprocess and p.crop_n_layers == 0 and not p.use_m2m:
@@ -320,14 +322,17 @@ class SAM2Segmenter(Segmenter):
         config, filename = HF_MODEL_ID_TO_FILENAMES[p.model]
         from huggingface_hub import hf_hub_download
 
+        from iqa_core.weights import hub_unreachable, unavailable_reason
+
+        unreachable = hub_unreachable()  # one probe: offline, the cache answers at once
         try:
             return config, hf_hub_download(repo_id=p.model, filename=filename)
         except Exception as e:  # offline, missing file, auth: all mean "not loadable here"
             hint = (
-                f"Offline? Download {filename} from {p.model} where you have internet, then set "
+                f"Download {filename} from {p.model} where you have internet, then set "
                 f"the recipe's `checkpoint:` to that file and `config: {config}`."
             )
-            raise ModelUnavailable(p.model, _reason(e), hint) from e
+            raise ModelUnavailable(p.model, unavailable_reason(p.model) if unreachable else _reason(e), hint) from e
 
 
 def _reason(e: Exception) -> str:

@@ -10,6 +10,7 @@ so a machine without network gets its answer at once instead of after retries.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -61,6 +62,40 @@ class Located:
 def offline() -> bool:
     """HF_HUB_OFFLINE as huggingface_hub reads it."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached from this process, or None when it can.
+
+    Without this, a machine with no network learns it from huggingface_hub's retries (about
+    23 s of "Retrying in Ns" per model) and a raw ``LocalEntryNotFoundError``.
+    """
+    return "HF_HUB_OFFLINE is set" if offline() else _probe_hub()
+
+
+@functools.cache
+def _probe_hub() -> str | None:
+    """One short request to the Hub's endpoint, once per process. When it fails, huggingface_hub
+    (and so transformers, open_clip and sam2's downloads) goes offline for the rest of the
+    process: local copies and the cache still load, and nothing waits on the network again."""
+    from huggingface_hub import constants, get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
+    except Exception as exc:  # DNS, refused, timeout, proxy: all mean "not from here, now"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        constants.HF_HUB_OFFLINE = True  # what huggingface_hub.is_offline_mode() reads; transformers asks it
+        return f"the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached from this machine ({first[:120]})"
+    return None
+
+
+def unavailable_reason(repo: str) -> str:
+    """The reason a Hub model ``repo`` did not load when the Hub is out of reach: no retries were
+    spent, and the user reads what to do instead of a huggingface_hub error."""
+    return f"{hub_unreachable()}, and there is no copy of {repo!r} in the local Hugging Face cache"
 
 
 def _cached(repo: str, filename: str, revision: str | None) -> str | None:
@@ -115,9 +150,10 @@ def locate(component: str, w: Weights, hub: bool = True) -> Located:
         return Located(component, w, "local")
     if in_cache(w):
         return Located(component, w, "cached", "in the Hugging Face cache")
-    if offline():
-        return Located(component, w, "missing", "not in the Hugging Face cache, and HF_HUB_OFFLINE is set")
-    if not hub:
+    if not hub and not offline():
         return Located(component, w, "missing", "not in the Hugging Face cache (--local: the Hub was not asked)")
+    unreachable = hub_unreachable()
+    if unreachable is not None:
+        return Located(component, w, "missing", f"not in the Hugging Face cache, and {unreachable}")
     found, detail = on_hub(w)
     return Located(component, w, "hub" if found else "missing", detail)

@@ -147,6 +147,7 @@ def test_check_asks_the_hub_once_when_online(tmp_path: Path, hub_cache: Path, mo
     from huggingface_hub import HfApi
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(weights, "_probe_hub", lambda: None)  # the Hub answers (model_info below)
     asked = []
 
     def model_info(self, repo_id, **kwargs):

@@ -218,7 +218,7 @@ def test_processor_options_reach_the_processor(scorers, model_dirs):
         return [int(n) for _, inputs in prepared.buckets for n in (inputs["input_ids"] == image_pad).sum(dim=1)]
 
     pixels = 4 * 28 * 28
-    options = {"processor_options": {"min_pixels": pixels, "max_pixels": pixels}}
+    options = {"processor_options": {"size": {"shortest_edge": pixels, "longest_edge": pixels}}}
     scorer = HFVLMScorer({"model": model_dirs["qwen2_vl"], "device": "cpu", **options})
     scorer.load(STD)
     assert max(image_tokens(scorer)) <= 6 < 9 <= min(image_tokens(scorers["qwen2_vl"]))

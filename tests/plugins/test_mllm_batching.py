@@ -86,6 +86,27 @@ def test_view_tokens_are_the_processors_prompt_length(scorers, family):
         assert len(set(expected)) > 2, "sizes should give these families prompts of several lengths"
 
 
+def test_idefics3_view_tokens_follow_a_processor_that_writes_its_tiles_differently(model_dirs, monkeypatch):
+    """The tile count comes from the processor's own expansion, not a copy of its arithmetic: a
+    processor that marks each row with one more token (as a future release might) changes what
+    ``view_tokens`` says by exactly what it changes in the prompt."""
+    from transformers import Idefics3Processor
+
+    before = load(model_dirs, "idefics3")
+    write = Idefics3Processor.replace_image_token
+
+    def one_more_per_row(self, image_inputs, image_idx, **kwargs):
+        text = write(self, image_inputs, image_idx, **kwargs)
+        return text.replace("\n", self.fake_image_token + "\n")
+
+    monkeypatch.setattr(Idefics3Processor, "replace_image_token", one_more_per_row)
+    after = load(model_dirs, "idefics3")
+    sizes = [(40, 30), (300, 200), (28, 70), (1024, 768)]
+    expected = [prompt_length(after, view(size)) for size in sizes]
+    assert [after.view_tokens(size) for size in sizes] == expected
+    assert expected != [before.view_tokens(size) for size in sizes]
+
+
 def grid_size(scorer: Any, size: tuple[int, int]) -> tuple[int, int]:
     """The (width, height) in pixels of the grid Qwen's processor cut a view of ``size`` into."""
     ((_, inputs),) = scorer.prepare([view(size)], STD).buckets
@@ -123,7 +144,7 @@ def test_qwen_counts_follow_processor_options(model_dirs, scorers):
     """min/max pixels set through ``processor_options`` change what the hooks say, as they
     change what the processor does."""
     pixels = 4 * 28 * 28
-    scorer = load(model_dirs, "qwen2_vl", processor_options={"min_pixels": pixels, "max_pixels": pixels})
+    scorer = load(model_dirs, "qwen2_vl", processor_options={"size": {"shortest_edge": pixels, "longest_edge": pixels}})
     for size in [(300, 200), (50, 50), (28, 70), (1024, 768)]:
         assert scorer.processor_size(size) == grid_size(scorer, size) != scorers["qwen2_vl"].processor_size(size)
         assert scorer.view_tokens(size) == prompt_length(scorer, view(size)) < scorers["qwen2_vl"].view_tokens(size)
