@@ -177,7 +177,7 @@ def pass_counts(scorer: Any, sizes: list[tuple[int, int]], batch_size: int, slac
     """Forward passes the scorer makes of views of ``sizes`` batched as the engine does (sorted
     by ``view_tokens``, ``batch_size`` at a time), per ``pad_slack``: passes per batch, and
     the share of positions that are padding. Needs only the processor's token counts."""
-    from iqa_plugins.scorers._mllm import group_lengths
+    from iqa_plugins.scorers.mllm.inputs import group_lengths
 
     tokens = sorted(scorer.view_tokens(size) for size in sizes)
     batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]

@@ -37,10 +37,12 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     assert len([p for p in shipped if p.endswith(".yaml")]) == len(
         list((ROOT / "src" / "iqa_core" / "recipes").rglob("*.yaml"))
     )
-    for package in ("pipeline", "executors"):  # the core's subpackages ship too
-        assert {p.name for p in (target / "iqa_core" / package).glob("*.py")} == {
-            p.name for p in (ROOT / "src" / "iqa_core" / package).glob("*.py")
-        }
+    # every subpackage ships (pyproject lists them one by one), each with all its modules
+    for name, root in (("iqa_core", ROOT / "src" / "iqa_core"), ("iqa_plugins", ROOT / "plugins")):
+        for init in root.rglob("__init__.py"):
+            package = init.parent.relative_to(root)
+            shipped_modules = {p.name for p in (target / name / package).glob("*.py")}
+            assert shipped_modules == {p.name for p in init.parent.glob("*.py")}, f"{name}/{package}"
     for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
         if ep.group.startswith("iqa."):
             module = ep.value.partition(":")[0]

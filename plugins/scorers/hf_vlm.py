@@ -13,14 +13,10 @@ from pydantic import Field
 
 from iqa_core.api import Standard
 from iqa_core.errors import IQAError
-from iqa_plugins.scorers._mllm import (
-    ChatParams,
-    MLLMScorer,
-    SystemRole,
-    fit_view,
-    fitted_size,
-    template_accepts_system,
-)
+from iqa_plugins.scorers.mllm.chat import SystemRole, template_accepts_system
+from iqa_plugins.scorers.mllm.inputs import fit_view, fitted_size
+from iqa_plugins.scorers.mllm.params import ChatParams
+from iqa_plugins.scorers.mllm.scorer import MLLMScorer
 
 
 class HFVLMScorer(MLLMScorer):

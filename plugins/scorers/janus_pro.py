@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from iqa_core.api import Standard
-from iqa_plugins.scorers._mllm import ChatParams, MLLMScorer, conversation
+from iqa_plugins.scorers.mllm.chat import conversation
+from iqa_plugins.scorers.mllm.params import ChatParams
+from iqa_plugins.scorers.mllm.scorer import MLLMScorer
 
 
 class JanusProScorer(MLLMScorer):

@@ -36,7 +36,9 @@ from pydantic import model_validator
 
 from iqa_core.api import Standard, View
 from iqa_core.errors import ModelUnavailable
-from iqa_plugins.scorers._mllm import MLLMParams, MLLMScorer, fit_view
+from iqa_plugins.scorers.mllm.inputs import fit_view
+from iqa_plugins.scorers.mllm.params import MLLMParams
+from iqa_plugins.scorers.mllm.scorer import MLLMScorer
 
 if TYPE_CHECKING:
     import torch

@@ -18,9 +18,9 @@ from PIL import Image  # noqa: E402
 
 from iqa_core.api import View  # noqa: E402
 from iqa_core.errors import IQAError  # noqa: E402
-from iqa_plugins.scorers._mllm import assistant_turn, conversation, reply_opening  # noqa: E402
 from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
 from iqa_plugins.scorers.janus_pro import JanusProScorer  # noqa: E402
+from iqa_plugins.scorers.mllm.chat import assistant_turn, conversation, reply_opening  # noqa: E402
 from iqa_plugins.standards.levels import NumberStandard, WordStandard  # noqa: E402
 from iqa_plugins.testing import tiny_vlm  # noqa: E402
 

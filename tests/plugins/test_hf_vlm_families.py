@@ -30,8 +30,8 @@ from PIL import Image  # noqa: E402
 
 from iqa_core import load_recipe  # noqa: E402
 from iqa_core.api import View  # noqa: E402
-from iqa_plugins.scorers._mllm import conversation  # noqa: E402
 from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
+from iqa_plugins.scorers.mllm.chat import conversation  # noqa: E402
 from iqa_plugins.standards.levels import WordStandard  # noqa: E402
 from iqa_plugins.testing import tiny_families, tiny_vlm  # noqa: E402
 from iqa_plugins.testing.tiny_vlm import teach_reply  # noqa: E402

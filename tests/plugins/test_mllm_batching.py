@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from iqa_core.api import View  # noqa: E402
-from iqa_plugins.scorers._mllm import group_lengths  # noqa: E402
 from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
 from iqa_plugins.scorers.janus_pro import JanusProScorer  # noqa: E402
+from iqa_plugins.scorers.mllm.inputs import group_lengths  # noqa: E402
 from iqa_plugins.standards.levels import WordStandard  # noqa: E402
 from iqa_plugins.testing import tiny_families, tiny_vlm  # noqa: E402
 

@@ -18,16 +18,15 @@ from PIL import Image  # noqa: E402
 from iqa_core.api import LevelProbs, View  # noqa: E402
 from iqa_core.decode import decode  # noqa: E402
 from iqa_core.errors import IQAError, ModelUnavailable  # noqa: E402
-from iqa_plugins.scorers._mllm import (  # noqa: E402
-    UnparsedAnswer,
-    conversation,
-    interpolated_levels,
-    level_probs,
-    level_token_ids,
-    parse_answer,
-)
 from iqa_plugins.scorers.hf_vlm import HFVLMScorer  # noqa: E402
 from iqa_plugins.scorers.janus_pro import JanusProScorer  # noqa: E402
+from iqa_plugins.scorers.mllm.answers import (  # noqa: E402
+    UnparsedAnswer,
+    interpolated_levels,
+    level_probs,
+    parse_answer,
+)
+from iqa_plugins.scorers.mllm.chat import conversation, level_token_ids  # noqa: E402
 from iqa_plugins.scorers.mplug_owl3 import MPlugOwl3Scorer, owl3_messages  # noqa: E402
 from iqa_plugins.standards.levels import (  # noqa: E402
     CustomStandard,
