@@ -118,7 +118,8 @@ def inputs_for(case: str, work: Path, photos: int = 150) -> list[Path]:
 
 def child(case: str, work: Path, photos: int) -> dict[str, Any]:
     """One measurement, in this (fresh) process."""
-    from iqa_core.engine import Pipeline
+    from iqa_core.executors import run_pipeline
+    from iqa_core.pipeline import Pipeline
 
     models = build_models(work / "models")
     inputs = inputs_for(case, work, photos)
@@ -127,7 +128,7 @@ def child(case: str, work: Path, photos: int) -> dict[str, Any]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     pipe = Pipeline.from_recipe(recipe(models, store, devices))
-    results = pipe.run([str(p) for p in inputs])
+    results = run_pipeline(pipe, [str(p) for p in inputs])
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -16,7 +16,7 @@ memory (GPU memory allocated; on the CPU the process's peak resident memory):
   per view / ``--peak-tflops``; n/a on CPU), one batch split into processor / vision tower /
   language model / padding (``benchmarks/vlm_split.py``), and a per-view
   ``generate(max_new_tokens=1)`` loop as the naive baseline;
-* end to end through :class:`iqa_core.engine.Pipeline` (Janus) with the real workload's
+* end to end through :class:`iqa_core.pipeline.Pipeline` (Janus) with the real workload's
   ~9 views per image (``benchmarks/regions.py``: SAM2 runs, then 7 fixed masks of mixed
   sizes are returned): with SAM2 at the paper's thresholds, with every candidate passing,
   and without SAM2; images/s, views/s, and a naive baseline (one image at a time, stock
@@ -286,7 +286,7 @@ def pipeline_end_to_end(
     cached), after warm-up images; busy = the scorers' and SAM2's forward passes."""
     from dataclasses import replace
 
-    from iqa_core.engine import Pipeline
+    from iqa_core.pipeline import Pipeline
     from iqa_core.store import Store
 
     for suffix in ("", "-wal", "-shm"):
