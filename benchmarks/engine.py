@@ -2,7 +2,7 @@
 
 Every measurement runs in a fresh child process (peak RSS is the child's ``ru_maxrss``),
 on tiny random models (SAM2.1 hiera-t at 128 px, tiny Janus) built like downloaded
-checkpoints, through ``Pipeline.run`` with the README's runtime defaults:
+checkpoints, through ``iqa_core.run_pipeline`` with the README's runtime defaults:
 
 * ``jpeg48``: 40 copies of one 8000x6000 (48-megapixel) JPEG of about 6 MB;
 * ``png``: 8 large-pixel PNGs that are small on disk (flat colours), each under the pixel guard;
