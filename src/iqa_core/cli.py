@@ -383,8 +383,8 @@ def show(
         result = pipeline.score_many([image])[0]
     if result.error is not None:
         raise IQAError(result.error)
-    written = regions_figure(image, result, output)
-    regions = plural(result.n_regions, "region")
+    written = regions_figure(image, result, output, caveat=resolved.recipe.caveat)
+    regions = plural(result.n_regions, "region") if result.n_regions else "the whole image only (no local region)"
     click.echo(f"{image}: score {result.score:.3f}, {regions}; wrote {', '.join(map(str, written))}")
 
 

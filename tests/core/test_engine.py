@@ -226,6 +226,14 @@ def test_whole_segmenter_scores_only_the_whole_image(tmp_path: Path, test_plugin
         assert r.score == pytest.approx(expected_score(Image.open(p).convert("RGB")))
 
 
+def test_whole_segmenter_says_what_n_regions_counts() -> None:
+    # `iqa plugins whole` and the n_regions column agree: the global view is not a local region
+    from iqa_core.commands import describe_component
+
+    text = " ".join(describe_component("segmenters", "whole"))
+    assert "n_regions 0" in text and "only region" not in text
+
+
 def test_no_local_region_and_no_whole_view_falls_back_to_the_whole_image(
     tmp_path: Path, test_plugins: Recorder
 ) -> None:
