@@ -58,8 +58,10 @@ def _save(fig: Figure, out: str | Path, caveat: str = "") -> list[Path]:
     import matplotlib
 
     if caveat:
-        fig.text(0.5, 1.0, caveat, ha="center", va="bottom", fontsize=10, fontweight="bold", color="#b00000",
-                 gid="caveat", bbox=dict(facecolor="#fff0f0", edgecolor="#b00000", lw=0.8, pad=3))  # fmt: skip
+        style = dict(fontsize=10, fontweight="bold", color="#b00000", gid="caveat",
+                     bbox=dict(facecolor="#fff0f0", edgecolor="#b00000", lw=0.8, pad=3))  # fmt: skip
+        # above the figure (its box clear of the axes' titles); bbox_inches="tight" keeps it in the file
+        fig.text(0.5, 1.01, caveat, ha="center", va="bottom", **style)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
