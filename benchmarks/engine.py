@@ -2,7 +2,7 @@
 
 Every measurement runs in a fresh child process (peak RSS is the child's ``ru_maxrss``),
 on tiny random models (SAM2.1 hiera-t at 128 px, tiny Janus) built like downloaded
-checkpoints, through ``iqa_core.run_pipeline`` with the README's runtime defaults:
+checkpoints, through ``iqa_core.run_pipeline`` with the documented runtime defaults (docs/recipes.md):
 
 * ``jpeg48``: 40 copies of one 8000x6000 (48-megapixel) JPEG of about 6 MB;
 * ``png``: 8 large-pixel PNGs that are small on disk (flat colours), each under the pixel guard;
@@ -96,7 +96,7 @@ def build_models(folder: Path) -> dict[str, Any]:
 
 
 def recipe(models: dict[str, Any], store: Path, devices: list[str] | None = None) -> dict[str, Any]:
-    """The README recipe's shape and runtime defaults, on the tiny models."""
+    """The documented recipe's shape and runtime defaults, on the tiny models."""
     return {
         "segmenter": {"name": "sam2", "params": {**models["sam2"], "device": "cpu"}},
         "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"]},
