@@ -15,7 +15,7 @@ TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL),)
 # e.g. BENCH_ARGS='--device cuda --json bench.json' on a GPU machine
 BENCH_ARGS ?=
 
-.PHONY: setup lock test test-latest run demo bench
+.PHONY: setup lock test test-latest run demo bench docs
 
 # Every package comes from requirements.lock (used as pip constraints, so the CPU build of
 # torch, `2.14.1+cpu`, satisfies the lock's `torch==2.14.1` too). `make lock` refreshes it.
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -c requirements.lock --upgrade pip setuptools wheel
 	$(BIN)/pip install -c requirements.lock $(TORCH_INDEX) torch torchvision
-	$(BIN)/pip install -c requirements.lock -e '.[all,test]'
+	$(BIN)/pip install -c requirements.lock -e '.[all,test,docs]'
 	SAM2_BUILD_CUDA=0 $(BIN)/pip install -c requirements.lock --no-build-isolation sam2
 	touch $@
 
@@ -33,7 +33,7 @@ setup: $(STAMP)
 # for CPython 3.11 on x86_64 Linux, the platform CI runs on. Then `make test` and commit it.
 lock:
 	$(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv pip compile pyproject.toml requirements.in --extra all --extra test \
+	$(PYTHON) -m uv pip compile pyproject.toml requirements.in --extra all --extra test --extra docs \
 	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -o requirements.lock
 
 # The same suite on the newest releases the package's ranges admit, in a venv of its own: an
@@ -43,7 +43,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install --upgrade pip setuptools wheel
 	$(LATEST_VENV)/bin/pip install --upgrade $(TORCH_INDEX) torch torchvision
-	$(LATEST_VENV)/bin/pip install --upgrade --upgrade-strategy eager -e '.[all,test]'
+	$(LATEST_VENV)/bin/pip install --upgrade --upgrade-strategy eager -e '.[all,test,docs]'
 	SAM2_BUILD_CUDA=0 $(LATEST_VENV)/bin/pip install --upgrade --no-build-isolation sam2
 	$(LATEST_VENV)/bin/pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
 	HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest -q
@@ -62,3 +62,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
+
+# the documentation site in site/ (tests/test_docs.py builds it with --strict too); offline
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

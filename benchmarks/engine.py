@@ -2,7 +2,7 @@
 
 Every measurement runs in a fresh child process (peak RSS is the child's ``ru_maxrss``),
 on tiny random models (SAM2.1 hiera-t at 128 px, tiny Janus) built like downloaded
-checkpoints, through ``Pipeline.run`` with the README's runtime defaults:
+checkpoints, through ``iqa_core.run_pipeline`` with the documented runtime defaults (docs/recipes.md):
 
 * ``jpeg48``: 40 copies of one 8000x6000 (48-megapixel) JPEG of about 6 MB;
 * ``png``: 8 large-pixel PNGs that are small on disk (flat colours), each under the pixel guard;
@@ -96,7 +96,7 @@ def build_models(folder: Path) -> dict[str, Any]:
 
 
 def recipe(models: dict[str, Any], store: Path, devices: list[str] | None = None) -> dict[str, Any]:
-    """The README recipe's shape and runtime defaults, on the tiny models."""
+    """The documented recipe's shape and runtime defaults, on the tiny models."""
     return {
         "segmenter": {"name": "sam2", "params": {**models["sam2"], "device": "cpu"}},
         "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"]},
@@ -118,7 +118,8 @@ def inputs_for(case: str, work: Path, photos: int = 150) -> list[Path]:
 
 def child(case: str, work: Path, photos: int) -> dict[str, Any]:
     """One measurement, in this (fresh) process."""
-    from iqa_core.engine import Pipeline
+    from iqa_core.executors import run_pipeline
+    from iqa_core.pipeline import Pipeline
 
     models = build_models(work / "models")
     inputs = inputs_for(case, work, photos)
@@ -127,7 +128,7 @@ def child(case: str, work: Path, photos: int) -> dict[str, Any]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     pipe = Pipeline.from_recipe(recipe(models, store, devices))
-    results = pipe.run([str(p) for p in inputs])
+    results = run_pipeline(pipe, [str(p) for p in inputs])
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

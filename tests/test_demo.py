@@ -14,6 +14,7 @@ for module in ("torch", "transformers", "sam2", "matplotlib"):
 
 from iqa_core.cli import cli  # noqa: E402
 from iqa_core.commands import WARNING  # noqa: E402
+from iqa_core.demo import CAVEAT  # noqa: E402
 
 
 def test_demo_runs_every_step_and_says_the_scores_are_meaningless(tmp_path: Path) -> None:
@@ -28,6 +29,9 @@ def test_demo_runs_every_step_and_says_the_scores_are_meaningless(tmp_path: Path
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and all(r["error"] == "" and 1.0 <= float(r["score"]) <= 7.0 for r in rows)
     assert (out / "regions.png").stat().st_size > 0 and (out / "scores.regions.csv").is_file()
+    # a figure cut out of the terminal still says its models are random
+    figures = [out / "regions.svg", *sorted((out / "eval" / "figures").glob("*.svg"))]
+    assert len(figures) >= 2 and all(CAVEAT in f.read_text() for f in figures)
     (row,) = json.loads((out / "eval" / "results.json").read_text())["rows"]
     assert row["n"] == 6 and row["n_failed"] == 0 and row["scorer_calls"] == 0  # eval reads run's stored scores
     assert (out / "images" / "mos.csv").read_text().startswith("path,mos\nclean.png,4.6\n")

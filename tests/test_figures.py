@@ -40,6 +40,24 @@ def test_scatter_with_marginals(tmp_path):
     _check(scatter_with_marginals(pred, mos, tmp_path / "fig" / "scatter.png", title="SPAQ"), "scatter")
 
 
+@pytest.mark.parametrize("draw", ["scatter", "regions", "hist"])
+def test_a_recipes_caveat_is_on_the_figure(tmp_path, draw):
+    caveat = "random weights: not a measurement"
+    image = tmp_path / "img.png"
+    Image.new("RGB", (40, 30), "grey").save(image)
+    result = ImageResult(
+        path=str(image), score=3.0, regions=[RegionScore(0, Region("global", (0, 0, 40, 30), 1.0), {"a": 3.0})]
+    )
+    make = {
+        "scatter": lambda out, **kw: scatter_with_marginals([1, 2, 3, 5], [1, 3, 2, 4], out, **kw),
+        "regions": lambda out, **kw: regions_figure(image, result, out, **kw),
+        "hist": lambda out, **kw: regions_histogram([1, 2, 2], out, **kw),
+    }[draw]
+    with_caveat = make(tmp_path / "with", caveat=caveat)[1].read_text()
+    assert 'id="caveat"' in with_caveat and caveat in with_caveat
+    assert 'id="caveat"' not in make(tmp_path / "without")[1].read_text()
+
+
 def test_regions_figure(tmp_path):
     image = Image.new("RGB", (160, 120), (90, 140, 200))
     image.save(tmp_path / "img.jpg")

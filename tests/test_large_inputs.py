@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import QuadrantSegmenter, Recorder, recipe, write_images
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 from iqa_core.pipeline.segment import working_image
 
 

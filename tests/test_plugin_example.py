@@ -1,4 +1,4 @@
-"""The README's example plugin package installs, registers by entry point, and scores."""
+"""The documented example plugin package (docs/plugins.md) installs, registers by entry point, and scores."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from PIL import Image, ImageOps
 
 from helpers import BrightnessScorer, QuadrantSegmenter, recipe
 from iqa_core.api import Region
-from iqa_core.engine import load_recipe
 from iqa_core.errors import RecipeError
 from iqa_core.images import read_image
+from iqa_core.pipeline import load_recipe
 from iqa_core.pipeline.views import Views
 from iqa_core.recipe import resolve
 from iqa_core.regions import crop_view, encode_rle, reduced_view, reduction

@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("sam2")
 
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 from iqa_plugins.testing import tiny_vlm
 from iqa_plugins.testing.tiny_sam2 import PERMISSIVE, TINY_SIZE, build_tiny_sam2
 

@@ -70,10 +70,10 @@ def run(
     (or the store cannot be used), 3 a device worker died, 130 interrupted (a rerun resumes).
     """
     from . import following
-    from .engine import Pipeline
+    from .executors import run_pipeline
     from .outputs import check_output_path, write_results
+    from .pipeline import Pipeline
     from .recipe import resolve
-    from .runner import run_pipeline
 
     if output is not None:
         check_output_path(output)
@@ -365,9 +365,9 @@ def show(
     image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool, allow_import: bool
 ) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
-    from .engine import Pipeline
     from .evaluation.figures import plural, regions_figure
     from .extras import EVAL, require
+    from .pipeline import Pipeline
     from .recipe import resolve
 
     require("iqa show", {"matplotlib": EVAL})
@@ -383,8 +383,8 @@ def show(
         result = pipeline.score_many([image])[0]
     if result.error is not None:
         raise IQAError(result.error)
-    written = regions_figure(image, result, output)
-    regions = plural(result.n_regions, "region")
+    written = regions_figure(image, result, output, caveat=resolved.recipe.caveat)
+    regions = plural(result.n_regions, "region") if result.n_regions else "the whole image only (no local region)"
     click.echo(f"{image}: score {result.score:.3f}, {regions}; wrote {', '.join(map(str, written))}")
 
 

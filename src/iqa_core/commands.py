@@ -90,8 +90,11 @@ def _type_name(annotation: object) -> str:
     return str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
-def describe_component(kind: str, name: str) -> list[str]:
-    """The lines ``iqa plugins NAME`` prints: what the component is, where it comes from, its parameters."""
+def describe_component(kind: str, name: str, installed: bool = True) -> list[str]:
+    """The lines ``iqa plugins NAME`` prints: what the component is, where it comes from, its parameters.
+
+    ``installed=False`` names what installs the packages it needs instead of whether they are
+    installed here: the docs site prints these lines and must not depend on the machine that builds it."""
     from pydantic_core import PydanticUndefined
 
     from . import registry
@@ -122,8 +125,10 @@ def describe_component(kind: str, name: str) -> list[str]:
     if cls.requires:
         from .extras import install_hint, missing
 
-        absent = missing(cls.requires)
+        absent = missing(cls.requires) if installed else []
         state = f"missing {', '.join(absent)}: {install_hint(cls.requires, absent)}" if absent else "installed"
+        if not installed:
+            state = install_hint(cls.requires, cls.requires)
         lines.append(f"  needs: {', '.join(cls.requires)} ({state})")
     return lines
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+CAVEAT = "random weights: not a measurement"
+"""On every figure the demo's recipe makes: a figure cut out of the terminal must not pass for a result."""
+
 # (file name, blur radius, noise sigma, made-up MOS): quality falls with blur and noise.
 IMAGES = [
     ("clean.png", 0.0, 0.0, 4.6),
@@ -91,6 +94,7 @@ def build(out: Path) -> DemoFiles:
     mos = write_images(images)
     recipe = {
         "description": "iqa demo: the LLM-IQA shape on tiny RANDOM models (scores are meaningless)",
+        "caveat": CAVEAT,
         "segmenter": {"name": "sam2", "params": {**sam, **PERMISSIVE, "device": "cpu"}},
         "regions": {"min_area": 0.01, "complement": True, "views": ["bbox", "whole"]},
         "standard": {"name": "word", "params": {"levels": 7}},

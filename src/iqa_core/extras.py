@@ -16,7 +16,7 @@ from .errors import IQAError
 
 MODELS = "iqa[models]"
 EVAL = "iqa[eval]"
-SAM2 = "sam2==1.1.0"  # installed after torch with --no-build-isolation (README: Installing)
+SAM2 = "sam2==1.1.0"  # installed after torch with --no-build-isolation (docs/getting-started.md: Installing)
 
 
 class MissingPackage(IQAError):

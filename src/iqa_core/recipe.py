@@ -113,6 +113,11 @@ class RuntimeSpec(_Model):
 
 class Recipe(_Model):
     description: str = ""
+    caveat: str = Field(
+        "",
+        description="drawn on every figure made with this recipe (iqa show, iqa eval), e.g. the demo's "
+        "'random weights: not a measurement'; not part of the results' identity",
+    )
     segmenter: ComponentSpec = ComponentSpec(name="whole")
     regions: RegionsSpec = RegionsSpec()
     standard: ComponentSpec = ComponentSpec(name="word", params={"levels": 7})

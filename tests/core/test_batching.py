@@ -12,7 +12,7 @@ import pytest
 
 from helpers import BrightnessScorer, QuadrantSegmenter, Recorder, recipe, write_images
 from iqa_core.api import Region
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 from iqa_core.pipeline.batches import Ledger, Pending, Pool
 from iqa_core.pipeline.items import Item
 

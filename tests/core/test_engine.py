@@ -14,9 +14,9 @@ from PIL import Image
 
 import iqa_core
 from helpers import BrightnessScorer, Recorder, brightness_probs, quadrant_image, recipe, write_images
-from iqa_core.engine import Pipeline, load_recipe
 from iqa_core.errors import IQAError
 from iqa_core.hookspecs import hookimpl
+from iqa_core.pipeline import Pipeline, load_recipe
 from iqa_core.plugins import manager
 from iqa_core.recipe import resolve
 from iqa_core.store import Store
@@ -226,6 +226,14 @@ def test_whole_segmenter_scores_only_the_whole_image(tmp_path: Path, test_plugin
         assert r.score == pytest.approx(expected_score(Image.open(p).convert("RGB")))
 
 
+def test_whole_segmenter_says_what_n_regions_counts() -> None:
+    # `iqa plugins whole` and the n_regions column agree: the global view is not a local region
+    from iqa_core.commands import describe_component
+
+    text = " ".join(describe_component("segmenters", "whole"))
+    assert "n_regions 0" in text and "only region" not in text
+
+
 def test_no_local_region_and_no_whole_view_falls_back_to_the_whole_image(
     tmp_path: Path, test_plugins: Recorder
 ) -> None:
@@ -368,7 +376,7 @@ def test_nothing_to_score_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Recorder) -> None:
     """runtime.devices with two entries: two spawned workers, one store file, input order kept."""
-    from iqa_core.runner import run_pipeline
+    from iqa_core.executors import run_pipeline
 
     paths = write_images(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"")
@@ -392,7 +400,7 @@ def test_one_worker_per_device_shares_the_store(tmp_path: Path, test_plugins: Re
 
 def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, test_plugins: Recorder) -> None:
     from iqa_core.errors import ModelUnavailable
-    from iqa_core.runner import run_pipeline
+    from iqa_core.executors import run_pipeline
 
     (image,) = write_images(tmp_path / "imgs", 1)
     data = recipe(
@@ -410,7 +418,7 @@ def test_device_workers_report_user_errors_and_missing_inputs(tmp_path: Path, te
 
 
 def test_one_device_counts_its_work(tmp_path: Path, test_plugins: Recorder) -> None:
-    from iqa_core.runner import run_pipeline
+    from iqa_core.executors import run_pipeline
 
     write_images(tmp_path / "imgs", 2)
     data = recipe(None)
@@ -488,14 +496,14 @@ def test_a_view_that_cannot_be_cut_fails_only_its_image(
     assert "cutting a view failed: MemoryError: no room for this crop" in results[1].error
 
 
-def test_pipeline_run_uses_the_recipes_executor(tmp_path: Path, test_plugins: Recorder) -> None:
+def test_run_pipeline_uses_the_recipes_executor(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 2)
     data = recipe(tmp_path / "s.sqlite")
     data["runtime"]["devices"] = ["cpu"]
     pipe = load_recipe(data)
-    assert [r.error for r in pipe.run([tmp_path / "imgs"])] == [None, None]
+    assert [r.error for r in iqa_core.run_pipeline(pipe, [tmp_path / "imgs"])] == [None, None]
     with pytest.raises(IQAError, match="no images found"):
-        pipe.run([tmp_path / "nothing-here"])
+        iqa_core.run_pipeline(pipe, [tmp_path / "nothing-here"])
 
 
 class _DiesOnImg01(BrightnessScorer):
@@ -508,7 +516,7 @@ class _DiesOnImg01(BrightnessScorer):
 
 
 def test_a_device_worker_that_dies_is_reported_not_waited_for(tmp_path: Path, test_plugins: Recorder) -> None:
-    from iqa_core.runner import WorkerFailed, run_pipeline
+    from iqa_core.executors import WorkerFailed, run_pipeline
 
     write_images(tmp_path / "imgs", 4)
     data = recipe(

@@ -232,8 +232,8 @@ def test_explicit_file_and_missing_path_are_kept(tree: Path) -> None:
 
 
 def test_only_missing_inputs_is_a_usage_error_for_a_run(tree: Path) -> None:
-    from iqa_core.engine import Pipeline
-    from iqa_core.runner import run_pipeline
+    from iqa_core.executors import run_pipeline
+    from iqa_core.pipeline import Pipeline
 
     assert expand_inputs([tree / "imagse"]) == [str(tree / "imagse")]  # a worker's shard: an error row
     pipeline = Pipeline.from_recipe({"scorers": [{"name": "clip_iqa"}], "runtime": {"store": None}})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import BrightnessScorer, recipe, write_images
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 
 TESTS = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ class SlowBrightness(BrightnessScorer):
 
 SCRIPT = """
 import json, sys
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 pipe = load_recipe(json.loads(sys.argv[1]))
 pipe.score_many([sys.argv[2]], on_result=lambda r: print(r.path, flush=True))
 """

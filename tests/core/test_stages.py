@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from helpers import BrightnessScorer, QuadrantSegmenter, Recorder, recipe, write_images
-from iqa_core.engine import load_recipe
 from iqa_core.errors import ModelUnavailable
 from iqa_core.executors.placement import thread_share
+from iqa_core.pipeline import load_recipe
 from iqa_core.pipeline.budget import ByteBudget
 
 pytestmark = pytest.mark.usefixtures("test_plugins")

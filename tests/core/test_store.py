@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from helpers import Recorder, recipe, write_images
 from iqa_core.cli import cli
-from iqa_core.engine import load_recipe
+from iqa_core.pipeline import load_recipe
 from iqa_core.store import SCHEMA_VERSION, Store, StoreError
 
 pytestmark = pytest.mark.usefixtures("test_plugins")

@@ -205,10 +205,12 @@ def evaluate(
                     [it.mos for it in items],
                     out_dir / "figures" / f"{slug}_scatter",
                     title=f"{name} on {dataset}",
+                    caveat=res.recipe.caveat,
                 )
                 counts = [r.n_regions for r in results if r.error is None]
                 if any(counts):
-                    files += figs.regions_histogram(counts, out_dir / "figures" / f"{slug}_regions")
+                    regions = out_dir / "figures" / f"{slug}_regions"
+                    files += figs.regions_histogram(counts, regions, caveat=res.recipe.caveat)
     figure_files = [f for f in files if f.suffix == ".png"]
     files += write_markdown_report(out_dir, rows, figure_files)
     for s in stores.values():

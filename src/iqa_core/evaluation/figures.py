@@ -49,10 +49,19 @@ def emptiest_corner(x: np.ndarray, y: np.ndarray, box: tuple[float, float] = (0.
     return min(CORNERS, key=lambda corner: int(inside[corner].sum()))
 
 
-def _save(fig: Figure, out: str | Path) -> list[Path]:
-    """Write ``out`` as PNG and SVG; SVG text stays text (editable, searchable)."""
+def _save(fig: Figure, out: str | Path, caveat: str = "") -> list[Path]:
+    """Write ``out`` as PNG and SVG; SVG text stays text (editable, searchable).
+
+    ``caveat`` (the recipe's) is drawn above everything else, so a figure cut out of a report
+    still says, e.g., that its models have random weights.
+    """
     import matplotlib
 
+    if caveat:
+        style = dict(fontsize=10, fontweight="bold", color="#b00000", gid="caveat",
+                     bbox=dict(facecolor="#fff0f0", edgecolor="#b00000", lw=0.8, pad=3))  # fmt: skip
+        # above the figure (its box clear of the axes' titles); bbox_inches="tight" keeps it in the file
+        fig.text(0.5, 1.01, caveat, ha="center", va="bottom", **style)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
@@ -71,6 +80,7 @@ def scatter_with_marginals(
     title: str = "",
     xlabel: str = "MOS",
     ylabel: str = "Predicted score",
+    caveat: str = "",
 ) -> list[Path]:
     """Figure 4: (MOS, predicted) points with each axis's histogram in the margins.
 
@@ -108,7 +118,7 @@ def scatter_with_marginals(
         hist.spines[["top", "right"]].set_visible(False)
     if title:
         top.set_title(title)
-    return _save(fig, out)
+    return _save(fig, out, caveat)
 
 
 def _decode_mask(rle: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
@@ -121,7 +131,9 @@ def _decode_mask(rle: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
     return np.asarray(small.resize(size, Image.Resampling.NEAREST), dtype=bool)
 
 
-def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels: int = 8) -> list[Path]:
+def regions_figure(
+    image: Any, result: ImageResult, out: str | Path, max_panels: int = 8, caveat: str = ""
+) -> list[Path]:
     """Figure 6: the image with its final score, the segmentation, and one panel per region.
 
     ``image`` is a path or a PIL image. The overview numbers each local region
@@ -184,10 +196,10 @@ def regions_figure(image: Any, result: ImageResult, out: str | Path, max_panels:
             ax.text(0.03, 0.97, s, transform=ax.transAxes, va="top", ha="left", **label)
             ax.text(0.97, 0.03, f"{rs.region.area:.0%}", transform=ax.transAxes, va="bottom", ha="right", **label)
     overview[1].imshow(fill)
-    return _save(fig, out)
+    return _save(fig, out, caveat)
 
 
-def regions_histogram(counts: Sequence[int] | ArrayLike, out: str | Path) -> list[Path]:
+def regions_histogram(counts: Sequence[int] | ArrayLike, out: str | Path, caveat: str = "") -> list[Path]:
     """Supplementary Figure 1: how many local regions the segmenter kept per image."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -204,4 +216,4 @@ def regions_histogram(counts: Sequence[int] | ArrayLike, out: str | Path) -> lis
     if c.size:
         ax.axvline(c.mean(), color="black", ls="--", lw=1)
         ax.set_title(f"mean {c.mean():.2f} regions over {c.size} images", fontsize=9)
-    return _save(fig, out)
+    return _save(fig, out, caveat)

@@ -1,4 +1,4 @@
-"""``Pipeline.run``: the recipe's executor, chosen from ``runtime.executor`` and ``runtime.devices``."""
+"""``iqa_core.run_pipeline``: the recipe's executor, chosen from ``runtime.executor`` and ``runtime.devices``."""
 
 from __future__ import annotations
 

@@ -170,12 +170,6 @@ class Pipeline:
             if bar is not None:
                 bar.close()
 
-    def run(self, inputs: Iterable[str | Path], progress: bool = False) -> list[ImageResult]:
-        """Like :meth:`score_many`, through the recipe's executor (``runtime.devices``, Ray)."""
-        from ..executors import run_pipeline
-
-        return run_pipeline(self, inputs, progress)
-
     def cached_result(self, path: str) -> ImageResult | None:
         """This recipe's stored result for the file at ``path``, without decoding it."""
         try:
