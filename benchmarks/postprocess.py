@@ -36,7 +36,7 @@ def candidate_logits(seg: Any, image: np.ndarray) -> Any:
     import torch
     from sam2.utils.amg import batch_iterator
 
-    from iqa_plugins.segmenters.sam2 import _predict_low_res
+    from iqa_plugins.segmenters._fast_amg import predict_low_res
 
     g = seg._generator
     predictor = g.predictor
@@ -49,7 +49,7 @@ def candidate_logits(seg: Any, image: np.ndarray) -> Any:
             pts = torch.as_tensor(batch, dtype=torch.float32, device=predictor.device)
             coords = predictor._transforms.transform_coords(pts, normalize=True, orig_hw=(h, w))
             labels = torch.ones(len(coords), dtype=torch.int, device=coords.device)
-            low, _ = _predict_low_res(predictor, coords[:, None, :], labels[:, None], g.multimask_output)
+            low, _ = predict_low_res(predictor, coords[:, None, :], labels[:, None], g.multimask_output)
             lows.append(low.flatten(0, 1).float())
     predictor.reset_predictor()
     return torch.cat(lows)
