@@ -76,6 +76,7 @@ TINY_CASES = {
 }
 REAL_CASES = ["wide_900x400", "trunc_160x196", "tie_700x330", "trunc_412x119"]
 BATCH_CASE = ["small_40x40", "wide_300x200", "tall_200x520"]
+HIDDEN_STATES_CASE = "wide_300x200"  # also keeps every decoder layer's output, to localise a mismatch
 EXTRA_IMAGES = {"trunc_412x119": (412, 119)}  # used by the real-size processor only
 
 
@@ -162,7 +163,7 @@ def randomize(model: torch.nn.Module) -> None:
                 p.copy_(1.0 + 0.2 * noise)
             elif p.dim() == 1:
                 p.copy_(0.2 * noise)
-            elif "embed" in name:
+            elif name.endswith(("embed_tokens.weight", "position_embedding.weight")):
                 p.copy_(0.5 * noise)
             else:
                 p.copy_(noise / np.sqrt(p[0].numel()))
@@ -254,14 +255,14 @@ def main() -> None:
         stem = name.removesuffix("_nosystem")
         record["cases"][name] = tiny_case(
             name, f"images/{stem}.png", messages_for(with_system), images[name], tiny_processor, model, tokenizer,
-            tensors,
+            tensors, keep_hidden_states=name == HIDDEN_STATES_CASE,
         )
     record["batch_case"] = batch_case(BATCH_CASE, tensors, model, tokenizer.pad_token_id)
     for name in REAL_CASES:
         record["real_processor_cases"][name] = real_case(
             name, f"images/{name}.png", messages_for(True), images[name], real_processor, tokenizer, tensors
         )
-    record["sensitivity"] = sensitivity("wide_300x200", tensors, model, orig)
+    record["sensitivity"] = sensitivity(HIDDEN_STATES_CASE, tensors, model, orig)
     record["seconds"] = round(time.perf_counter() - started, 1)
 
     from safetensors.torch import save_file

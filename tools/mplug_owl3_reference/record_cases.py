@@ -80,8 +80,19 @@ def processed_record(res: dict[str, Any], tokenizer: Any, image_file: str, image
     }
 
 
+def hidden_states(model: Any, inputs: Any, image_embeds: torch.Tensor) -> torch.Tensor:
+    """(num_layers + 1, L, hidden): the embeddings, each decoder layer's output, the last one after the final norm."""
+    with torch.inference_mode():
+        out = model.language_model.model(
+            input_ids=inputs["input_ids"], image_embeds=image_embeds, media_offset=inputs["media_offset"],
+            use_cache=False, output_hidden_states=True, return_dict=True,
+        )
+    return torch.cat(out.hidden_states)
+
+
 def tiny_case(name: str, image_file: str, messages: list[dict[str, str]], image: Image.Image, processor: Any,
-              model: Any, tokenizer: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+              model: Any, tokenizer: Any, tensors: dict[str, torch.Tensor], keep_hidden_states: bool = False
+              ) -> dict[str, Any]:
     """One conversation through the tiny processor and model: inputs, image embeds, last logits."""
     res = run_processor(processor, messages, image)
     inputs = res["inputs"]
@@ -94,6 +105,8 @@ def tiny_case(name: str, image_file: str, messages: list[dict[str, str]], image:
         "image_embeds": embeds,
         "logits": logits,
     }
+    if keep_hidden_states:
+        found["hidden_states"] = hidden_states(model, inputs, embeds)
     for key, value in found.items():
         tensors[f"{name}.{key}"] = value.clone()
     record = processed_record(res, tokenizer, image_file, image, messages, processor)
@@ -167,6 +180,17 @@ def patched(obj: Any, attr: str, value: Any) -> Iterator[None]:
         setattr(obj, attr, old)
 
 
+class OneMinus(torch.nn.Module):
+    """1 - gate: the gate's two sides swapped."""
+
+    def __init__(self, gate: torch.nn.Module) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1 - self.gate(x)
+
+
 def kv_outer_permutation(model: Any) -> Callable[[], None]:
     """Permute every v_kv_proj so the original's per-head (H KV D) reading of the new weights equals a
     (KV H D) reading of the old ones; returns the undo."""
@@ -215,6 +239,14 @@ def sensitivity(name: str, tensors: dict[str, torch.Tensor], model: Any, orig: A
         moved["v_kv_proj read as (KV H D) instead of (H KV D)"] = last_logits(model, ids, mo, embeds)
     finally:
         undo()
+    hyper = [m for m in model.modules() if hasattr(m, "v_kv_proj")]
+    for m in hyper:
+        m.gate_proj = OneMinus(m.gate_proj)
+    try:
+        moved["gate swapped (g on the text side, 1-g on the image side)"] = last_logits(model, ids, mo, embeds)
+    finally:
+        for m in hyper:
+            m.gate_proj = m.gate_proj.gate
     with torch.inference_mode():
         last = model.vision2text_model(model.vision_model(pv, output_hidden_states=True).hidden_states[-1])
     moved["SigLIP hidden_states[-1] instead of [-2]"] = last_logits(model, ids, mo, last)
