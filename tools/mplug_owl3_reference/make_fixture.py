@@ -72,12 +72,13 @@ TINY_CASES = {
     "tall_200x520": (200, 520, True),
     "wide_900x400": (900, 400, True),
     "trunc_160x196": (160, 196, True),
-    "tie_700x330": (700, 330, True),
+    "trunc_700x330": (700, 330, True),
+    "res_159x75": (159, 75, True),
 }
-REAL_CASES = ["wide_900x400", "trunc_160x196", "tie_700x330", "trunc_412x119"]
+REAL_CASES = ["wide_900x400", "trunc_160x196", "trunc_412x119", "res_198x420"]
 BATCH_CASE = ["small_40x40", "wide_300x200", "tall_200x520"]
 HIDDEN_STATES_CASE = "wide_300x200"  # also keeps every decoder layer's output, to localise a mismatch
-EXTRA_IMAGES = {"trunc_412x119": (412, 119)}  # used by the real-size processor only
+EXTRA_IMAGES = {"trunc_412x119": (412, 119), "res_198x420": (198, 420)}  # used by the real-size processor only
 
 
 def messages_for(with_system: bool) -> list[dict[str, str]]:

@@ -48,16 +48,26 @@ def sha256(t: torch.Tensor) -> str:
     return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
 
 
-def grid_without_truncation(processor: Any, image: Image.Image) -> list[int]:
-    """The grid the original's anchor_rank would pick if its shape-box height were not cut to an
-    integer (it writes a float into an int64 copy of the anchors): shows which cases test that."""
+def grid_counterfactuals(processor: Any, image: Image.Image) -> dict[str, list[int]]:
+    """The grids the original's cut rule would pick with one of its details changed, to show which
+    cases test that detail: the shape box's height kept as a float (``anchor_rank`` writes it into an
+    int64 copy of the anchors, truncating it), or the shape IoU alone (no resolution term)."""
     from torchvision.ops.boxes import box_area
 
     image_processor = processor.image_processor
-    anchor_rank = sys.modules[type(image_processor).__module__].anchor_rank
-    anchors = image_processor.resizer.anchors.float()
-    index = anchor_rank(anchors, box_area(anchors), (image.size[1], image.size[0]))
-    return list(image_processor.anchors[int(index)])
+    module = sys.modules[type(image_processor).__module__]
+    anchors = image_processor.resizer.anchors
+    h, w = image.size[1], image.size[0]
+    floats = anchors.float()
+    untruncated = module.anchor_rank(floats, box_area(floats), (h, w))
+    shape_box = anchors.clone()
+    shape_box[:, 3] = h / w * anchors[:, 2]
+    shape_iou = module.box_iou(anchors, image_processor.resizer.anchor_areas, shape_box)[0].diag()
+    grid = image_processor.anchors
+    return {
+        "shape_box_height_not_truncated": list(grid[int(untruncated)]),
+        "shape_iou_alone": list(grid[int(shape_iou.argmax())]),
+    }
 
 
 def processed_record(res: dict[str, Any], tokenizer: Any, image_file: str, image: Image.Image,
@@ -72,7 +82,7 @@ def processed_record(res: dict[str, Any], tokenizer: Any, image_file: str, image
         "prompt_text": res["prompt_text"],
         "cut_shape": res["cut_shape"],
         "grid_rows_cols": res["cut_shape"][0],
-        "grid_if_shape_height_were_not_truncated": grid_without_truncation(processor, image),
+        "grid_if": grid_counterfactuals(processor, image),
         "num_views": len(res["inputs"]["pixel_values"]),
         "seq_len": ids.shape[1],
         "image_token_positions": (ids[0] == image_id).nonzero().squeeze(1).tolist(),
