@@ -17,9 +17,13 @@ How to run it (CPU, about a minute):
 
 2. The original code (no weights): the folder ``models/mPLUG-Owl3-7B-240728/`` of the GitHub
    repository AdaCheng/EgoThink (commit fbafe8f), a copy of the Hub repository's remote code,
-   extracted OUTSIDE this repository (never commit it), e.g. ``/work/scratch/owl3ref``.
+   extracted OUTSIDE this repository (never commit it), e.g. ``/work/scratch/owl3ref``::
 
-3. From the repository root::
+       git clone https://github.com/AdaCheng/EgoThink /work/scratch/EgoThink
+       git -C /work/scratch/EgoThink archive fbafe8f models/mPLUG-Owl3-7B-240728 \
+           | tar -x -C /work/scratch --strip-components=1 && mv /work/scratch/mPLUG-Owl3-7B-240728 /work/scratch/owl3ref
+
+3. From the repository root, into an empty or absent folder::
 
        /work/scratch/venv456/bin/python tools/mplug_owl3_reference/make_fixture.py \\
            --original /work/scratch/owl3ref --out tests/data/mplug_owl3_240728
@@ -38,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tokenizers
 import torch
+import transformers
 from PIL import Image
 from record_cases import batch_case, real_case, sensitivity, tiny_case  # this folder, on sys.path as the script's
 
@@ -199,14 +205,18 @@ def main() -> None:
     parser.add_argument("--original", type=Path, required=True, help="folder with the 240728 remote code")
     parser.add_argument("--out", type=Path, default=Path("tests/data/mplug_owl3_240728"))
     args = parser.parse_args()
+    if not (args.original / "modeling_mplugowl3.py").is_file():
+        sys.exit(f"--original {args.original}: no modeling_mplugowl3.py there (see this script's docstring)")
+    if not transformers.__version__.startswith("4.56."):
+        sys.exit(f"transformers {transformers.__version__}: the original code runs as recorded under 4.56.x only")
+    if args.out.exists() and any(args.out.iterdir()):
+        sys.exit(f"--out {args.out} is not empty: remove it first (every file in it is rewritten)")
     started = time.perf_counter()
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
     out: Path = args.out
     (out / "images").mkdir(parents=True, exist_ok=True)
     orig = Original(args.original.resolve())
-
-    import transformers
 
     tokenizer = build_tokenizer(out)
     vocab_size = -(-len(tokenizer) // 32) * 32  # padded past the tokenizer, as the real 151851 is
@@ -220,7 +230,7 @@ def main() -> None:
     # Everything below runs on the model as users load it: from_pretrained of the saved files.
     loaded_config = orig.mPLUGOwl3Config.from_pretrained(out)
     set_attention(loaded_config)
-    model = orig.mPLUGOwl3Model.from_pretrained(out, config=loaded_config, torch_dtype=torch.float32).eval()
+    model = orig.mPLUGOwl3Model.from_pretrained(out, config=loaded_config, dtype=torch.float32).eval()
     for (name, a), b in zip(built.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), f"{name} changed through save/load"
 
@@ -242,7 +252,7 @@ def main() -> None:
     record: dict[str, Any] = {
         "about": "see README.md",
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
-                     "tokenizers": __import__("tokenizers").__version__, "pillow": Image.__version__,
+                     "tokenizers": tokenizers.__version__, "pillow": Image.__version__,
                      "numpy": np.__version__},
         "original_code": "github.com/AdaCheng/EgoThink@fbafe8f models/mPLUG-Owl3-7B-240728/",
         "seed": SEED,
