@@ -54,6 +54,7 @@ _allow_import = click.option(
 @click.option("--no-store", is_flag=True, help="Keep nothing between runs (an in-memory store).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_allow_import
+@commands.set_option
 def run(
     recipe_path: Path,
     inputs: tuple[str, ...],
@@ -63,6 +64,7 @@ def run(
     no_store: bool,
     progress: bool | None,
     allow_import: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Score INPUTS (files, folders, globs or list files) with a recipe.
 
@@ -79,7 +81,7 @@ def run(
         check_output_path(output)
     elif details:
         raise IQAError("--details needs -o/--output (the regions go to a file beside it, or into the JSONL)")
-    resolved = resolve(recipe_path, allow_import)
+    resolved = resolve(recipe_path, allow_import, overrides)
     if no_store:
         resolved.recipe.runtime.store = None
     elif store is not None:
@@ -139,7 +141,8 @@ def _warn_repaired(n: int, store: str) -> None:
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_allow_import
-def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
+@commands.set_option
+def validate(recipes: tuple[Path, ...], allow_import: bool, overrides: tuple[str, ...]) -> None:
     """Check RECIPES (shape and every plugin's params) without loading weights.
 
     Every file is checked and reported; exit status 2 if any failed.
@@ -149,7 +152,7 @@ def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
     bad = 0
     for path in recipes:
         try:
-            resolved = resolve(path, allow_import)
+            resolved = resolve(path, allow_import, overrides)
         except IQAError as exc:
             click.echo(str(exc), err=True)
             bad += 1
@@ -255,6 +258,7 @@ def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--no-store", is_flag=True, help="Keep model outputs in memory only.")
 @click.option("--figures/--no-figures", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=None)
+@commands.set_option
 def eval_cmd(
     recipes: tuple[Path, ...],
     datasets: tuple[str, ...],
@@ -265,6 +269,7 @@ def eval_cmd(
     no_store: bool,
     figures: bool,
     progress: bool | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
     from . import following
@@ -279,7 +284,7 @@ def eval_cmd(
     target: str | bool | None = None if no_store else (str(store) if store else True)
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show, overrides)
     except KeyboardInterrupt:
         kept = "nothing is kept with --no-store" if no_store else "what was scored is in the store; rerun to resume"
         click.echo(f"interrupted: {kept}", err=True)
@@ -361,8 +366,15 @@ def upper_bound(
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's).")
 @click.option("--from-store", is_flag=True, help="Only draw a stored result; never run a model.")
 @_allow_import
+@commands.set_option
 def show(
-    image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool, allow_import: bool
+    image: Path,
+    recipe_path: Path,
+    output: Path,
+    store: Path | None,
+    from_store: bool,
+    allow_import: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .engine import Pipeline
@@ -371,7 +383,7 @@ def show(
     from .recipe import resolve
 
     require("iqa show", {"matplotlib": EVAL})
-    resolved = resolve(recipe_path, allow_import)
+    resolved = resolve(recipe_path, allow_import, overrides)
     if store is not None:
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)

@@ -13,6 +13,14 @@ import click
 
 from .errors import IQAError
 
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Change one recipe field, e.g. scorers.0.params.device=cuda:1 (YAML value; repeatable).",
+)
+
 
 @click.command()
 @click.option("--paths", is_flag=True, help="Also print each recipe's file.")
@@ -35,7 +43,8 @@ def recipes(paths: bool) -> None:
 @click.command()
 @click.argument("recipe")
 @click.option("--local", "local_only", is_flag=True, help="Every model must be on this machine: never ask the Hub.")
-def check(recipe: str, local_only: bool) -> None:
+@set_option
+def check(recipe: str, local_only: bool, overrides: tuple[str, ...]) -> None:
     """Find every model RECIPE needs: a local path, the Hugging Face cache, or the Hub.
 
     One table for all of them; each missing one comes with the command that downloads it.
@@ -45,7 +54,7 @@ def check(recipe: str, local_only: bool) -> None:
     from .recipe import resolve
     from .weights import locate
 
-    resolved = resolve(recipe)
+    resolved = resolve(recipe, overrides=overrides)
     components = [(f"segmenter {resolved.recipe.segmenter.name}", resolved.segmenter)]
     for spec, (label, scorer, _) in zip(resolved.recipe.scorers, resolved.scorers):
         components.append((f"scorer {label}" + (f" ({spec.name})" if label != spec.name else ""), scorer))
