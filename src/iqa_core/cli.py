@@ -54,6 +54,7 @@ _allow_import = click.option(
 @click.option("--no-store", is_flag=True, help="Keep nothing between runs (an in-memory store).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @_allow_import
+@commands.set_option
 def run(
     recipe_path: Path,
     inputs: tuple[str, ...],
@@ -63,40 +64,54 @@ def run(
     no_store: bool,
     progress: bool | None,
     allow_import: bool,
+    overrides: tuple[str, ...],
 ) -> None:
-    """Score INPUTS (files, folders, globs or list files) with a recipe.
+    """Score INPUTS (files, folders, globs, list files, .csv/.jsonl/.parquet manifests, URIs) with a recipe.
+
+    Rows are written as images finish; a manifest's other columns are carried into them.
 
     Exit status: 0 all scored, 1 some images failed (see the error column), 2 a usage error
     (or the store cannot be used), 3 a device worker died, 130 interrupted (a rerun resumes).
     """
     from . import following
-    from .executors import run_pipeline
-    from .outputs import check_output_path, write_results
+    from .executors import iter_pipeline
+    from .outputs import IMAGE_COLUMNS, ResultWriter, check_output_path
     from .pipeline import Pipeline
     from .recipe import resolve
+    from .sources import carried_columns
 
     if output is not None:
         check_output_path(output)
     elif details:
         raise IQAError("--details needs -o/--output (the regions go to a file beside it, or into the JSONL)")
-    resolved = resolve(recipe_path, allow_import)
+    resolved = resolve(recipe_path, allow_import, overrides)
     if no_store:
         resolved.recipe.runtime.store = None
     elif store is not None:
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)
+    columns, carried = carried_columns(inputs, [*IMAGE_COLUMNS, *pipeline.labels])
     show = sys.stderr.isatty() if progress is None else progress
     stored = pipeline.store.count("results")
+    failed: list[str] = []  # the first ten messages; the rest are counted
+    n = n_failed = 0
+    writer = ResultWriter(output, pipeline.labels, details, columns)
     try:
-        results = run_pipeline(pipeline, inputs, progress=show)
+        for result in iter_pipeline(pipeline, inputs, progress=show):
+            writer.write(result, carried.get(result.path))
+            n += 1
+            if result.error is not None:
+                n_failed += 1
+                if len(failed) < 10:
+                    failed.append(result.error)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {_stored_since(pipeline, stored)}", err=True)
         sys.exit(INTERRUPTED)
-    written = write_results(results, pipeline.labels, output, details)
-    failed = [r for r in results if r.error is not None]
+    finally:
+        written = writer.close()
     stats = pipeline.stats
     summary = (
-        f"{len(results) - len(failed)} of {len(results)} images scored, {len(failed)} failed; "
+        f"{n - n_failed} of {n} images scored, {n_failed} failed; "
         f"{stats['results_cached']} results and {stats['views_cached']} view scores came from the "
         f"store, {stats['views_scored']} views scored in {stats['scorer_calls']} scorer calls"
     )
@@ -110,11 +125,11 @@ def run(
     for line in following.warnings(shares):
         click.echo(f"  {line}", err=True)
     _warn_repaired(stats["store_rows_repaired"], pipeline.store.path)
-    for r in failed[:10]:
-        click.echo(f"  failed: {r.error}", err=True)
-    if len(failed) > 10:
-        click.echo(f"  … and {len(failed) - 10} more (see the error column)", err=True)
-    sys.exit(1 if failed else 0)
+    for error in failed:
+        click.echo(f"  failed: {error}", err=True)
+    if n_failed > 10:
+        click.echo(f"  … and {n_failed - 10} more (see the error column)", err=True)
+    sys.exit(1 if n_failed else 0)
 
 
 def _stored_since(pipeline: Any, before: int) -> str:
@@ -139,7 +154,8 @@ def _warn_repaired(n: int, store: str) -> None:
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_allow_import
-def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
+@commands.set_option
+def validate(recipes: tuple[Path, ...], allow_import: bool, overrides: tuple[str, ...]) -> None:
     """Check RECIPES (shape and every plugin's params) without loading weights.
 
     Every file is checked and reported; exit status 2 if any failed.
@@ -149,7 +165,7 @@ def validate(recipes: tuple[Path, ...], allow_import: bool) -> None:
     bad = 0
     for path in recipes:
         try:
-            resolved = resolve(path, allow_import)
+            resolved = resolve(path, allow_import, overrides)
         except IQAError as exc:
             click.echo(str(exc), err=True)
             bad += 1
@@ -199,22 +215,6 @@ def plugins(name: str | None, as_json: bool) -> None:
         click.echo(f"{r['kind']:<10} {r['name']:<{width}}  {r['description']}  [{r['distribution']}]")
 
 
-def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``NAME.KEY=VALUE`` pairs -> {dataset: {key: value}}; values parsed as YAML scalars."""
-    import yaml
-
-    from .evaluation.datasets import resolve_name
-
-    out: dict[str, dict[str, Any]] = {}
-    for text in pairs:
-        target, sep, value = text.partition("=")
-        name, dot, key = target.partition(".")
-        if not (sep and dot and name and key):
-            raise IQAError(f"--dataset-option {text!r}: expected NAME.KEY=VALUE, e.g. koniq10k.mos_column=MOS_zscore")
-        out.setdefault(resolve_name(name), {})[key] = yaml.safe_load(value)
-    return out
-
-
 @cli.command(name="eval")
 @click.option(
     "-r",
@@ -255,6 +255,7 @@ def _dataset_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--no-store", is_flag=True, help="Keep model outputs in memory only.")
 @click.option("--figures/--no-figures", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=None)
+@commands.set_option
 def eval_cmd(
     recipes: tuple[Path, ...],
     datasets: tuple[str, ...],
@@ -265,6 +266,7 @@ def eval_cmd(
     no_store: bool,
     figures: bool,
     progress: bool | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Score datasets with recipes and report SRCC/PLCC/KRCC against the MOS (Table 2/3 style)."""
     from . import following
@@ -274,12 +276,12 @@ def eval_cmd(
 
     if figures:
         require("iqa eval's figures (--no-figures skips them)", {"matplotlib": EVAL})
-    options = _dataset_options(dataset_options)
+    options = commands.dataset_options_from(dataset_options)
     specs = [DatasetSpec.parse(text, options) for text in datasets]
     target: str | bool | None = None if no_store else (str(store) if store else True)
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show)
+        result = evaluate(expand_recipes(list(recipes)), specs, out_dir, limit, target, figures, show, overrides)
     except KeyboardInterrupt:
         kept = "nothing is kept with --no-store" if no_store else "what was scored is in the store; rerun to resume"
         click.echo(f"interrupted: {kept}", err=True)
@@ -299,54 +301,6 @@ def eval_cmd(
     click.echo(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}", err=True)
 
 
-@cli.command(name="upper-bound")
-@click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME=ROOT", help="A dataset (repeatable).")
-@click.option("--csv", "csv_files", multiple=True, type=click.Path(path_type=Path), help="A CSV of MOS values.")
-@click.option("--mos-column", default="mos", show_default=True, help="MOS column of --csv files.")
-@click.option("--dataset-option", "dataset_options", multiple=True, metavar="NAME.KEY=VALUE")
-@click.option("--levels", default="3,5,7,9", show_default=True, help="Comma-separated K values.")
-@click.option("--rounding", type=click.Choice(["half_even", "half_up"]), default="half_even", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def upper_bound(
-    datasets: tuple[str, ...],
-    csv_files: tuple[Path, ...],
-    mos_column: str,
-    dataset_options: tuple[str, ...],
-    levels: str,
-    rounding: str,
-    as_json: bool,
-) -> None:
-    """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
-    from .evaluation.datasets import load_dataset
-    from .evaluation.evaluate import DatasetSpec, dataset_labels, upper_bounds
-
-    try:
-        ks = [int(k) for k in levels.split(",") if k.strip()]
-    except ValueError:
-        raise IQAError(f"--levels {levels!r}: expected integers like 3,5,7,9") from None
-    if not datasets and not csv_files:
-        raise IQAError("give at least one --dataset NAME=ROOT or --csv FILE")
-    options = _dataset_options(dataset_options)
-    mos: dict[str, list[float]] = {}
-    specs = [DatasetSpec.parse(text, options) for text in datasets]
-    for label, spec in zip(dataset_labels(specs), specs):
-        mos[label] = [it.mos for it in spec.load(check_images=False)]
-    for path in csv_files:
-        items = load_dataset("csv", path, check_images=False, mos_column=mos_column, path_column=None)
-        mos[str(path)] = [it.mos for it in items]
-    rows = upper_bounds(mos, ks, rounding)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo("dataset".ljust(24) + "n".rjust(7) + "".join(f"K={k}".rjust(8) for k in ks))
-    for row in rows:
-        click.echo(
-            row["dataset"][:24].ljust(24)
-            + str(row["n"]).rjust(7)
-            + "".join(f"{row[f'K={k}']:.3f}".rjust(8) for k in ks)
-        )
-
-
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-r", "--recipe", "recipe_path", required=True, type=click.Path(path_type=Path))
@@ -361,8 +315,15 @@ def upper_bound(
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default: the recipe's).")
 @click.option("--from-store", is_flag=True, help="Only draw a stored result; never run a model.")
 @_allow_import
+@commands.set_option
 def show(
-    image: Path, recipe_path: Path, output: Path, store: Path | None, from_store: bool, allow_import: bool
+    image: Path,
+    recipe_path: Path,
+    output: Path,
+    store: Path | None,
+    from_store: bool,
+    allow_import: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Figure 6: IMAGE with its regions, each region's score and area, and the final score."""
     from .evaluation.figures import plural, regions_figure
@@ -371,7 +332,7 @@ def show(
     from .recipe import resolve
 
     require("iqa show", {"matplotlib": EVAL})
-    resolved = resolve(recipe_path, allow_import)
+    resolved = resolve(recipe_path, allow_import, overrides)
     if store is not None:
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)
@@ -390,6 +351,7 @@ def show(
 
 cli.add_command(commands.recipes)
 cli.add_command(commands.check)
+cli.add_command(commands.upper_bound)
 cli.add_command(commands.demo)
 
 

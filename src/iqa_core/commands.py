@@ -1,4 +1,4 @@
-"""``iqa recipes``, ``iqa check`` and ``iqa demo``: finding recipes, their weights, and a first run.
+"""``iqa recipes``, ``check``, ``upper-bound`` and ``demo``: finding recipes, their weights, and a first run.
 
 Kept apart from ``cli.py`` (the scoring and evaluation commands); ``cli.py`` adds these to
 the group. Imports stay light: models load only inside ``demo``.
@@ -6,12 +6,22 @@ the group. Imports stay light: models load only inside ``demo``.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .errors import IQAError
+
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Change one recipe field, e.g. scorers.0.params.device=cuda:1 (YAML value; repeatable).",
+)
 
 
 @click.command()
@@ -35,7 +45,8 @@ def recipes(paths: bool) -> None:
 @click.command()
 @click.argument("recipe")
 @click.option("--local", "local_only", is_flag=True, help="Every model must be on this machine: never ask the Hub.")
-def check(recipe: str, local_only: bool) -> None:
+@set_option
+def check(recipe: str, local_only: bool, overrides: tuple[str, ...]) -> None:
     """Find every model RECIPE needs: a local path, the Hugging Face cache, or the Hub.
 
     One table for all of them; each missing one comes with the command that downloads it.
@@ -45,7 +56,7 @@ def check(recipe: str, local_only: bool) -> None:
     from .recipe import resolve
     from .weights import locate
 
-    resolved = resolve(recipe)
+    resolved = resolve(recipe, overrides=overrides)
     components = [(f"segmenter {resolved.recipe.segmenter.name}", resolved.segmenter)]
     for spec, (label, scorer, _) in zip(resolved.recipe.scorers, resolved.scorers):
         components.append((f"scorer {label}" + (f" ({spec.name})" if label != spec.name else ""), scorer))
@@ -197,3 +208,67 @@ def demo(ctx: click.Context, out: Path) -> None:
             raise IQAError(f"demo step `iqa {words[0]}` exited with status {code}")
     click.echo(f"\n{WARNING.replace('below', 'above')}")
     click.echo("Next: `iqa recipes`, `iqa check llm_iqa`, then `iqa run -r llm_iqa YOUR_IMAGES/`.")
+
+
+def dataset_options_from(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``NAME.KEY=VALUE`` pairs -> {dataset: {key: value}}; values parsed as YAML scalars."""
+    import yaml
+
+    from .evaluation.datasets import resolve_name
+
+    out: dict[str, dict[str, Any]] = {}
+    for text in pairs:
+        target, sep, value = text.partition("=")
+        name, dot, key = target.partition(".")
+        if not (sep and dot and name and key):
+            raise IQAError(f"--dataset-option {text!r}: expected NAME.KEY=VALUE, e.g. koniq10k.mos_column=MOS_zscore")
+        out.setdefault(resolve_name(name), {})[key] = yaml.safe_load(value)
+    return out
+
+
+@click.command(name="upper-bound")
+@click.option("-d", "--dataset", "datasets", multiple=True, metavar="NAME=ROOT", help="A dataset (repeatable).")
+@click.option("--csv", "csv_files", multiple=True, type=click.Path(path_type=Path), help="A CSV of MOS values.")
+@click.option("--mos-column", default="mos", show_default=True, help="MOS column of --csv files.")
+@click.option("--dataset-option", "dataset_options", multiple=True, metavar="NAME.KEY=VALUE")
+@click.option("--levels", default="3,5,7,9", show_default=True, help="Comma-separated K values.")
+@click.option("--rounding", type=click.Choice(["half_even", "half_up"]), default="half_even", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def upper_bound(
+    datasets: tuple[str, ...],
+    csv_files: tuple[Path, ...],
+    mos_column: str,
+    dataset_options: tuple[str, ...],
+    levels: str,
+    rounding: str,
+    as_json: bool,
+) -> None:
+    """The paper's Table 1: the (SRCC+PLCC)/2 a K-level scorer could reach on a MOS."""
+    from .evaluation.datasets import load_dataset
+    from .evaluation.evaluate import DatasetSpec, dataset_labels, upper_bounds
+
+    try:
+        ks = [int(k) for k in levels.split(",") if k.strip()]
+    except ValueError:
+        raise IQAError(f"--levels {levels!r}: expected integers like 3,5,7,9") from None
+    if not datasets and not csv_files:
+        raise IQAError("give at least one --dataset NAME=ROOT or --csv FILE")
+    options = dataset_options_from(dataset_options)
+    mos: dict[str, list[float]] = {}
+    specs = [DatasetSpec.parse(text, options) for text in datasets]
+    for label, spec in zip(dataset_labels(specs), specs):
+        mos[label] = [it.mos for it in spec.load(check_images=False)]
+    for path in csv_files:
+        items = load_dataset("csv", path, check_images=False, mos_column=mos_column, path_column=None)
+        mos[str(path)] = [it.mos for it in items]
+    rows = upper_bounds(mos, ks, rounding)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("dataset".ljust(24) + "n".rjust(7) + "".join(f"K={k}".rjust(8) for k in ks))
+    for row in rows:
+        click.echo(
+            row["dataset"][:24].ljust(24)
+            + str(row["n"]).rjust(7)
+            + "".join(f"{row[f'K={k}']:.3f}".rjust(8) for k in ks)
+        )

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, IQAError
+from .sources import is_manifest, is_uri, manifest_rows, read_uri
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
@@ -33,9 +34,10 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
-    """Files, folders (recursive, image suffixes), globs and list files -> paths, in order.
+    """Files, folders (recursive, image suffixes), globs, list files, manifests and URIs -> paths, in order.
 
-    A list file (.txt/.lst/.list) holds one path per line, relative to its folder.
+    A list file (.txt/.lst/.list) holds one path per line, relative to its folder; a manifest
+    (.csv/.jsonl/.parquet) one a row (see :mod:`sources`).
     A path that matches nothing is kept, so it becomes an error row, not a lost input.
     Duplicates are dropped, first occurrence wins.
     """
@@ -53,7 +55,11 @@ def _expand(inputs: Iterable[str | Path], out: dict[str, None]) -> None:
     for item in inputs:
         text = str(item)
         path = Path(text)
-        if path.is_dir():
+        if is_uri(text):  # never globbed nor looked up locally: its reader reports what is wrong
+            out[text] = None
+        elif is_manifest(path):
+            out.update((row["path"], None) for row in manifest_rows(path))
+        elif path.is_dir():
             out.update((p, None) for p in _scan(path))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             _expand(_list_file(path), out)
@@ -147,11 +153,13 @@ _NOT_REGULAR = {
 
 
 def read_file(path: str | Path) -> bytes:
-    """The bytes of a regular file, or :class:`ImageError` saying why not.
+    """The bytes of a regular file or a URI (:func:`sources.read_uri`), or :class:`ImageError` saying why not.
 
-    The file is opened non-blocking and checked before it is read, so a FIFO or a device
+    A local file is opened non-blocking and checked before it is read, so a FIFO or a device
     such as ``/dev/zero`` is refused at once instead of hanging or filling the memory.
     """
+    if is_uri(str(path)):
+        return read_uri(str(path))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:

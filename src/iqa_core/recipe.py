@@ -9,7 +9,7 @@ through the registry and validates its ``params`` against the plugin's
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from .api import Aggregator, Component, ViewMode
 from .decode import DecodeMethod
 from .errors import IQAError, RecipeError
 from .images import DEFAULT_MAX_PIXELS
+from .overrides import apply as apply_overrides
 
 # output columns (outputs.py) a scorer label must not overwrite
 RESERVED_LABELS = frozenset(
@@ -274,13 +275,19 @@ def _check_packages(source: str, components: list[tuple[str, str, Component]]) -
         raise extras.MissingPackage("\n".join(dict.fromkeys(lines)))
 
 
-def resolve(source: str | Path | Mapping[str, Any], allow_imports: bool = False) -> Resolved:
+def resolve(
+    source: str | Path | Mapping[str, Any], allow_imports: bool = False, overrides: Sequence[str] = ()
+) -> Resolved:
     """Validate both stages; raise :class:`RecipeError` listing every problem found.
 
     ``allow_imports`` (the CLI's ``--allow-import``) does what ``runtime.allow_imports: true``
     does: component names ``module:Class`` may import modules outside installed distributions.
+    ``overrides`` are ``--set KEY.PATH=VALUE`` edits, applied before validation.
     """
     data, name = read_recipe(source)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        name = f"{name} (with --set {', '.join(overrides)})"
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:

@@ -228,7 +228,11 @@ def test_duplicates_dropped_first_wins(tree: Path, monkeypatch: pytest.MonkeyPat
 def test_explicit_file_and_missing_path_are_kept(tree: Path) -> None:
     missing = tree / "notes.md.jpg"
     assert expand_inputs([tree / "a.jpg", missing]) == [str(tree / "a.jpg"), str(missing)]
-    assert expand_inputs([tree / "sub" / "data.csv"]) == [str(tree / "sub" / "data.csv")]
+    (tree / "sub" / "data.csv").write_text("path,id\nc.webp,7\nmissing.jpg,8\n")  # a manifest now
+    assert expand_inputs([tree / "sub" / "data.csv"]) == [
+        str(tree / "sub" / "c.webp"),
+        str(tree / "sub" / "missing.jpg"),
+    ]
 
 
 def test_only_missing_inputs_is_a_usage_error_for_a_run(tree: Path) -> None:

@@ -1,8 +1,6 @@
-"""Output files are replaced whole or not at all: a write that dies half way leaves the previous file.
+"""Result files are streamed: valid after every row, and a write killed part way keeps every row before it.
 
-Each test writes a complete file, then makes the next write of it fail part way
-through (as a kill or a full disk would), and checks that the previous file is
-intact and that no temporary file is left beside it.
+The eval files (predictions, reports, figures) are still replaced whole or not at all.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 
 from iqa_core.api import ImageResult, Region, RegionScore
-from iqa_core.outputs import replacing, write_results
+from iqa_core.outputs import ResultWriter, replacing, write_results
 
 
 class Killed(BaseException):
@@ -31,45 +29,69 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
-def test_a_failed_write_leaves_the_previous_output_whole(
+def test_every_finished_row_is_in_a_valid_file_while_the_run_goes_on(tmp_path: Path, suffix: str) -> None:
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / f"scores{suffix}"
+    writer = ResultWriter(out, ["s"], details=True, shard_rows=4)
+    for i, result in enumerate(results(10)):
+        writer.write(result)
+        rows = read_rows(out)  # read while the writer is open: a killed run leaves this
+        done = i + 1 if suffix != ".parquet" else (i + 1) // 4 * 4
+        assert [r["path"] for r in rows] == [f"img{j}.png" for j in range(done)]
+    # a kill here: every row so far is on disk; close writes the last partial shard
+    assert writer.close() == ([out] if suffix == ".jsonl" else [out, tmp_path / f"scores.regions{suffix}"])
+    rows = read_rows(out)
+    assert [float(r["score"]) for r in rows] == [3.0 + i for i in range(10)]
+    if suffix == ".parquet":
+        assert sorted(p.name for p in out.iterdir()) == [f"part-0000{i}.parquet" for i in range(3)]
+        assert len(read_rows(tmp_path / "scores.regions.parquet")) == 10
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_write_killed_part_way_keeps_the_rows_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
-    if suffix == ".parquet":
-        pq = pytest.importorskip("pyarrow.parquet")
     out = tmp_path / f"scores{suffix}"
-    assert write_results(results(150), ["s"], out, details=True)
-    before = snapshot(tmp_path)
-    assert set(before) == ({out.name} if suffix == ".jsonl" else {out.name, f"scores.regions{suffix}"})
+    real = csv.DictWriter.writerows if suffix == ".csv" else json.dumps
 
-    if suffix == ".csv":
-
-        def writerows(self: csv.DictWriter, rows: Any) -> None:
-            for row in rows:
-                if row["path"] == "img7.png":
-                    raise Killed
-                self.writerow(row)
-
-        monkeypatch.setattr(csv.DictWriter, "writerows", writerows)
-    elif suffix == ".jsonl":
-        real_dumps = json.dumps
-
-        def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
-            if isinstance(obj, dict) and obj.get("path") == "img7.png":
-                raise Killed
-            return real_dumps(obj, *args, **kwargs)
-
-        monkeypatch.setattr(json, "dumps", dumps)
-    else:
-
-        def write_table(table: Any, where: Any, **kwargs: Any) -> None:
-            Path(where).write_bytes(b"PAR1 half a file")
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        rows = args[1] if suffix == ".csv" else [args[0]]
+        rows = list(rows)
+        if any(r.get("path") == "img7.png" for r in rows):
             raise Killed
+        return real(args[0], rows, **kwargs) if suffix == ".csv" else real(*args, **kwargs)
 
-        monkeypatch.setattr(pq, "write_table", write_table)
+    monkeypatch.setattr(
+        csv.DictWriter if suffix == ".csv" else json, "writerows" if suffix == ".csv" else "dumps", failing
+    )
     with pytest.raises(Killed):
-        write_results(results(150, score=5.0), ["s"], out, details=True)
-    assert snapshot(tmp_path) == before  # same files, same bytes, no temporary left
+        write_results(results(150), ["s"], out, details=False)
+    monkeypatch.undo()
+    assert [r["path"] for r in read_rows(out)] == [f"img{i}.png" for i in range(7)]
+
+
+def test_parquet_shards_keep_one_schema_when_a_shard_has_only_failures(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "scores.parquet"
+    failed = [ImageResult(f"bad{i}.png", error="not an image") for i in range(2)]
+    with ResultWriter(out, ["s"], columns=["id"], shard_rows=2) as writer:
+        for i, result in enumerate(failed + results(2)):
+            writer.write(result, {"id": i})
+    rows = read_rows(out)
+    assert [r["id"] for r in rows] == [0, 1, 2, 3] and rows[0]["score"] is None and rows[2]["score"] == 3.0
 
 
 def test_a_successful_write_replaces_the_file_and_leaves_nothing_else(tmp_path: Path) -> None:

@@ -162,17 +162,19 @@ def evaluate(
     store: str | None | bool = True,
     figures: bool = True,
     progress: bool = False,
+    overrides: Sequence[str] = (),
 ) -> Evaluation:
     """Score every dataset with every recipe and compare with the MOS.
 
     ``store``: True = each recipe's own ``runtime.store`` (shared when equal),
     a path = one store for all, None/False = in memory (shared within this call).
+    ``overrides`` (``--set``) apply to every recipe.
     """
     from . import figures as figs
     from .report import write_markdown_report
 
     names = recipe_names(list(recipes))
-    resolved = [(names[p], resolve(p)) for p in recipes]
+    resolved = [(names[p], resolve(p, overrides=overrides)) for p in recipes]
     stores: dict[str | None, Store] = {}
 
     def store_for(path: str | None) -> Store:

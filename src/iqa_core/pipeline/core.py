@@ -135,7 +135,7 @@ class Pipeline:
         def one(stop: threading.Event) -> Iterator[Item]:
             yield segment.to_item(self, decoded)
 
-        return self._results(stream.run(self, one, lambda n: None))[0]
+        return next(self._results(stream.run(self, one, lambda n: None)))
 
     def score_many(
         self,
@@ -143,7 +143,16 @@ class Pipeline:
         progress: bool = False,
         on_result: Callable[[ImageResult], None] | None = None,
     ) -> list[ImageResult]:
-        """Score files, folders, globs or list files; results in input order, errors as rows."""
+        """Score files, folders, globs, list files, manifests or URIs; results in input order, errors as rows."""
+        return list(self.iter_many(inputs, progress, on_result))
+
+    def iter_many(
+        self,
+        inputs: Iterable[str | Path],
+        progress: bool = False,
+        on_result: Callable[[ImageResult], None] | None = None,
+    ) -> Iterator[ImageResult]:
+        """Like :meth:`score_many`, each result as its image finishes: nothing is held for the end."""
         paths = expand_inputs(inputs)
         runtime = self.recipe.runtime
         budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
@@ -163,7 +172,7 @@ class Pipeline:
 
             bar = tqdm(total=len(paths), unit="img", dynamic_ncols=True)
         try:
-            return self._results(stream.run(self, items, budget.release), on_result, bar)
+            yield from self._results(stream.run(self, items, budget.release), on_result, bar)
         finally:
             self.stats["store_rows_repaired"] += self.store.repaired - repaired
             self.budget_peak = budget.peak
@@ -209,21 +218,19 @@ class Pipeline:
         results: Iterator[ImageResult],
         on_result: Callable[[ImageResult], None] | None = None,
         bar: Any = None,
-    ) -> list[ImageResult]:
-        """Collect results in order, telling the ``iqa_image_scored`` hook, ``on_result`` and the bar."""
+    ) -> Iterator[ImageResult]:
+        """Results in order, each told to the ``iqa_image_scored`` hook, ``on_result`` and the bar."""
         hook = manager().hook
         recipe = self.recipe.model_dump(mode="json")
-        out: list[ImageResult] = []
         for result in results:
             hook.iqa_image_scored(result=result, recipe=recipe)
             self.stats["images"] += 1
             self.stats["failed"] += result.error is not None
-            out.append(result)
             if on_result is not None:
                 on_result(result)
             if bar is not None:
                 bar.update(1)
-        return out
+            yield result
 
 
 load_recipe = Pipeline.from_recipe
