@@ -28,7 +28,7 @@ def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: boo
 
 def iter_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> Iterator[ImageResult]:
     """Like :func:`run_pipeline`, each result as soon as it and those before it are done
-    (local and Ray; ``runtime.devices`` with several devices gives them all at the end)."""
+    (local; Ray and ``runtime.devices`` with several devices give them all at the end)."""
     runtime = pipeline.recipe.runtime
     inputs = list(inputs)
     paths = expand_inputs(inputs)
@@ -37,7 +37,8 @@ def iter_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bo
     if runtime.executor == "ray":
         from .ray import run_on_ray
 
-        yield from run_on_ray(pipeline, paths, progress)
+        by_path = run_on_ray(pipeline, paths, progress)  # the driver still collects them (issue 18 open)
+        yield from (by_path[p] for p in paths)
         return
     devices = runtime.devices or []
     if len(devices) > 1:
