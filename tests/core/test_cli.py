@@ -22,13 +22,6 @@ pytestmark = pytest.mark.usefixtures("test_plugins")
 
 
 @pytest.fixture
-def recipe_file(tmp_path: Path) -> Path:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(tmp_path / "store.sqlite")))
-    return path
-
-
-@pytest.fixture
 def images(tmp_path: Path) -> Path:
     write_images(tmp_path / "imgs", 3)
     return tmp_path / "imgs"

@@ -8,20 +8,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from helpers import recipe, write_images
+from helpers import write_images
 from iqa_core import overrides
 from iqa_core.cli import cli
 from iqa_core.errors import RecipeError
 from iqa_core.recipe import resolve
 
 pytestmark = pytest.mark.usefixtures("test_plugins")
-
-
-@pytest.fixture
-def recipe_file(tmp_path: Path) -> Path:
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe(tmp_path / "store.sqlite")))
-    return path
 
 
 def invoke(*args: object):

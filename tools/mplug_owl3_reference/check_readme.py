@@ -103,16 +103,21 @@ class Model:
 
     def image_embeds(self, pv: torch.Tensor) -> torch.Tensor:
         v, p = self.cfg["vision_config"], "vision_model."
-        x = F.conv2d(pv, self.w[p + "embeddings.patch_embedding.weight"], self.w[p + "embeddings.patch_embedding.bias"],
-                     stride=v["patch_size"])
+        x = F.conv2d(
+            pv,
+            self.w[p + "embeddings.patch_embedding.weight"],
+            self.w[p + "embeddings.patch_embedding.bias"],
+            stride=v["patch_size"],
+        )
         x = x.flatten(2).transpose(1, 2) + self.w[p + "embeddings.position_embedding.weight"]
         heads = v["num_attention_heads"]
         hd = v["hidden_size"] // heads
         for i in range(v["num_hidden_layers"] - 1):  # hidden_states[-2]: the last layer is skipped
             q = f"{p}encoder.layers.{i}."
             y = F.layer_norm(x, (x.shape[-1],), self.w[q + "layer_norm1.weight"], self.w[q + "layer_norm1.bias"], 1e-6)
-            qq, kk, vv = (self.lin(y, f"{q}self_attn.{n}_proj").view(*y.shape[:2], heads, hd).transpose(1, 2)
-                          for n in "qkv")
+            qq, kk, vv = (
+                self.lin(y, f"{q}self_attn.{n}_proj").view(*y.shape[:2], heads, hd).transpose(1, 2) for n in "qkv"
+            )
             att = torch.softmax(qq @ kk.transpose(-1, -2) * hd**-0.5, -1) @ vv
             x = x + self.lin(att.transpose(1, 2).reshape(y.shape), q + "self_attn.out_proj")
             y = F.layer_norm(x, (x.shape[-1],), self.w[q + "layer_norm2.weight"], self.w[q + "layer_norm2.bias"], 1e-6)
@@ -136,18 +141,28 @@ class Model:
             q = self.rope(self.lin(y, p + "self_attn.q_proj").view(n, heads, hd).transpose(0, 1), pos)
             k = self.rope(self.lin(y, p + "self_attn.k_proj").view(n, kv_heads, hd).transpose(0, 1), pos)
             v = self.lin(y, p + "self_attn.v_proj").view(n, kv_heads, hd).transpose(0, 1)
-            ctx = F.scaled_dot_product_attention(
-                q[None], k.repeat_interleave(rep, 0)[None], v.repeat_interleave(rep, 0)[None], is_causal=True
-            )[0].transpose(0, 1).reshape(n, hidden)
+            ctx = (
+                F.scaled_dot_product_attention(
+                    q[None], k.repeat_interleave(rep, 0)[None], v.repeat_interleave(rep, 0)[None], is_causal=True
+                )[0]
+                .transpose(0, 1)
+                .reshape(n, hidden)
+            )
             if (i + 1) in c["hyper_layers"]:
                 kv = self.lin(self.rms(embeds, p + "input_layernorm.weight"), p + "self_attn.v_kv_proj")
                 kv = kv.view(views, per_view, kv_heads, 2, hd)
                 vk = self.rope(kv[..., 0, :].permute(2, 0, 1, 3), visual_pos).reshape(kv_heads, -1, hd)
                 vv = kv[..., 1, :].permute(2, 0, 1, 3).reshape(kv_heads, -1, hd)
-                vis = F.scaled_dot_product_attention(
-                    q[:, shift:][None], vk.repeat_interleave(rep, 0)[None], vv.repeat_interleave(rep, 0)[None],
-                    attn_mask=sees,
-                )[0].transpose(0, 1).reshape(-1, hidden)
+                vis = (
+                    F.scaled_dot_product_attention(
+                        q[:, shift:][None],
+                        vk.repeat_interleave(rep, 0)[None],
+                        vv.repeat_interleave(rep, 0)[None],
+                        attn_mask=sees,
+                    )[0]
+                    .transpose(0, 1)
+                    .reshape(-1, hidden)
+                )
                 g = torch.sigmoid(self.lin(ctx.view(n, heads, hd), p + "self_attn.gate_proj.0")).reshape(n, hidden)
                 ctx = torch.cat([ctx[:shift], ctx[shift:] * (1 - g[shift:]) + vis * g[shift:]])
             x = x + self.lin(ctx, p + "self_attn.o_proj", bias=False)

@@ -251,9 +251,13 @@ def main() -> None:
     tensors: dict[str, torch.Tensor] = {}
     record: dict[str, Any] = {
         "about": "see README.md",
-        "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
-                     "tokenizers": tokenizers.__version__, "pillow": Image.__version__,
-                     "numpy": np.__version__},
+        "versions": {
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "tokenizers": tokenizers.__version__,
+            "pillow": Image.__version__,
+            "numpy": np.__version__,
+        },
         "original_code": "github.com/AdaCheng/EgoThink@fbafe8f models/mPLUG-Owl3-7B-240728/",
         "seed": SEED,
         "tiny_image_size": TINY_IMAGE_SIZE,
@@ -265,8 +269,15 @@ def main() -> None:
     for name, (_, _, with_system) in TINY_CASES.items():
         stem = name.removesuffix("_nosystem")
         record["cases"][name] = tiny_case(
-            name, f"images/{stem}.png", messages_for(with_system), images[name], tiny_processor, model, tokenizer,
-            tensors, keep_hidden_states=name == HIDDEN_STATES_CASE,
+            name,
+            f"images/{stem}.png",
+            messages_for(with_system),
+            images[name],
+            tiny_processor,
+            model,
+            tokenizer,
+            tensors,
+            keep_hidden_states=name == HIDDEN_STATES_CASE,
         )
     record["batch_case"] = batch_case(BATCH_CASE, tensors, model, tokenizer.pad_token_id)
     for name in REAL_CASES:

@@ -25,13 +25,18 @@ def run_processor(processor: Any, messages: list[dict[str, str]], image: Image.I
     return {"inputs": inputs, "cut_shape": [list(c) for c in cut], "prompt_text": text}
 
 
-def last_logits(model: Any, input_ids: torch.Tensor, media_offset: torch.Tensor, image_embeds: torch.Tensor,
-                **kwargs: Any) -> torch.Tensor:
+def last_logits(
+    model: Any, input_ids: torch.Tensor, media_offset: torch.Tensor, image_embeds: torch.Tensor, **kwargs: Any
+) -> torch.Tensor:
     """The project's scoring path: hyper-attention LM with image embeds, lm_head on the last position."""
     with torch.inference_mode():
         hidden = model.language_model.model(
-            input_ids=input_ids, image_embeds=image_embeds, media_offset=media_offset, use_cache=False,
-            return_dict=True, **kwargs
+            input_ids=input_ids,
+            image_embeds=image_embeds,
+            media_offset=media_offset,
+            use_cache=False,
+            return_dict=True,
+            **kwargs,
         ).last_hidden_state
         return model.language_model.lm_head(hidden[:, -1, :]).float()
 
@@ -70,8 +75,14 @@ def grid_counterfactuals(processor: Any, image: Image.Image) -> dict[str, list[i
     }
 
 
-def processed_record(res: dict[str, Any], tokenizer: Any, image_file: str, image: Image.Image,
-                     messages: list[dict[str, str]], processor: Any) -> dict[str, Any]:
+def processed_record(
+    res: dict[str, Any],
+    tokenizer: Any,
+    image_file: str,
+    image: Image.Image,
+    messages: list[dict[str, str]],
+    processor: Any,
+) -> dict[str, Any]:
     """What both processors' cases share: prompt, ids, cut grid, where the image tokens are."""
     ids = res["inputs"]["input_ids"]
     image_id = tokenizer.convert_tokens_to_ids("<|image|>")
@@ -94,15 +105,27 @@ def hidden_states(model: Any, inputs: Any, image_embeds: torch.Tensor) -> torch.
     """(num_layers + 1, L, hidden): the embeddings, each decoder layer's output, the last one after the final norm."""
     with torch.inference_mode():
         out = model.language_model.model(
-            input_ids=inputs["input_ids"], image_embeds=image_embeds, media_offset=inputs["media_offset"],
-            use_cache=False, output_hidden_states=True, return_dict=True,
+            input_ids=inputs["input_ids"],
+            image_embeds=image_embeds,
+            media_offset=inputs["media_offset"],
+            use_cache=False,
+            output_hidden_states=True,
+            return_dict=True,
         )
     return torch.cat(out.hidden_states)
 
 
-def tiny_case(name: str, image_file: str, messages: list[dict[str, str]], image: Image.Image, processor: Any,
-              model: Any, tokenizer: Any, tensors: dict[str, torch.Tensor], keep_hidden_states: bool = False
-              ) -> dict[str, Any]:
+def tiny_case(
+    name: str,
+    image_file: str,
+    messages: list[dict[str, str]],
+    image: Image.Image,
+    processor: Any,
+    model: Any,
+    tokenizer: Any,
+    tensors: dict[str, torch.Tensor],
+    keep_hidden_states: bool = False,
+) -> dict[str, Any]:
     """One conversation through the tiny processor and model: inputs, image embeds, last logits."""
     res = run_processor(processor, messages, image)
     inputs = res["inputs"]
@@ -126,8 +149,15 @@ def tiny_case(name: str, image_file: str, messages: list[dict[str, str]], image:
     return record
 
 
-def real_case(name: str, image_file: str, messages: list[dict[str, str]], image: Image.Image, processor: Any,
-              tokenizer: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+def real_case(
+    name: str,
+    image_file: str,
+    messages: list[dict[str, str]],
+    image: Image.Image,
+    processor: Any,
+    tokenizer: Any,
+    tensors: dict[str, torch.Tensor],
+) -> dict[str, Any]:
     """The real-size processor (384 px): ids, offsets and the exact pixels as uint8 checksums."""
     res = run_processor(processor, messages, image)
     inputs = res["inputs"]
@@ -165,8 +195,14 @@ def batch_case(names: list[str], tensors: dict[str, torch.Tensor], model: Any, p
     padded_positions = last_logits(model, input_ids, media_offset, embeds, attention_mask=mask)
     unpadded = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # the original prepare_inputs_for_generation rule
     gen_positions = last_logits(model, input_ids, media_offset, embeds, attention_mask=mask, position_ids=unpadded)
-    found = {"input_ids": input_ids, "attention_mask": mask, "media_offset": media_offset, "image_embeds": embeds,
-             "logits": padded_positions, "logits_generate_positions": gen_positions}
+    found = {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "media_offset": media_offset,
+        "image_embeds": embeds,
+        "logits": padded_positions,
+        "logits_generate_positions": gen_positions,
+    }
     for key, value in found.items():
         tensors[f"batch.{key}"] = value.clone()
     return {
@@ -239,6 +275,7 @@ def sensitivity(name: str, tensors: dict[str, torch.Tensor], model: Any, orig: A
         moved["visual keys without RoPE"] = last_logits(model, ids, mo, embeds)
     with patched(attn, "apply_mi_rope", at_image_token):
         moved["visual keys RoPE'd at the <|image|> position, not +1"] = last_logits(model, ids, mo, embeds)
+
     def all_visible(media_offset_line: Any, num_images: Any) -> torch.Tensor:
         return torch.zeros((len(media_offset_line), int(num_images)), dtype=torch.bool)
 
