@@ -124,9 +124,7 @@ def test_recipe_header_says_what_it_reproduces(path: Path) -> None:
     header = text.split("\n\n", 1)[0]
     assert header.startswith("# "), "each recipe opens with a comment header"
     assert "Table" in header, "the header names the paper table it reproduces"
-    if "mplug_owl3" in text:
-        assert "trust_remote_code: true" in text
-        assert "trust_remote_code" in header and "code" in header.lower()
+    assert "trust_remote_code" not in text, "mPLUG-Owl3 is native: no recipe runs a model repository's code"
 
 
 def test_cli_validate_accepts_every_recipe() -> None:
@@ -166,13 +164,12 @@ def test_llm_iqa_is_the_papers_setting() -> None:
     assert r.standard.labels == tuple("1234567")
     assert "7: Perfect, 6: Excellent, 5: Good, 4: Fair, 3: Bad, 2: Poor, 1: Very Bad" in r.standard.system
     assert rec.decode == "argmax"
-    # the two MLLMs, mPLUG-Owl3 opted in to remote code
+    # the two MLLMs, both native (no remote code)
     assert [(s.name, s.params["model"]) for s in rec.scorers] == [
         ("mplug_owl3", MPLUG),
         ("janus_pro", JANUS),
     ]
-    mplug = r.scorers[0][1]
-    assert mplug.params.trust_remote_code is True
+    assert "trust_remote_code" not in rec.scorers[0].params
     assert all(std is r.standard for _, _, std in r.scorers)
     # mix-grained λ=1 with area-weighted local scores, mean ensemble
     assert rec.aggregate.name == "mix_grained"
@@ -234,7 +231,7 @@ def test_table3_row_matches_the_paper(row: int) -> None:
     assert table3_row(rec) == TABLE3[row]
     models = [s.params["model"] for s in rec.scorers]
     assert models == ([MPLUG, JANUS] if row == 9 else [MPLUG])
-    assert all(s.params.get("trust_remote_code") is True for s in rec.scorers if s.name == "mplug_owl3")
+    assert all("trust_remote_code" not in s.params for s in rec.scorers)
     assert rec.decode == ("expected" if row == 1 else "argmax")  # row 1: the generated number
     if rec.regions.views != ["whole"]:
         assert rec.segmenter.params["model"] == SAM_L

@@ -27,7 +27,7 @@ from iqa_plugins.scorers.mllm.answers import (  # noqa: E402
     parse_answer,
 )
 from iqa_plugins.scorers.mllm.chat import conversation, level_token_ids  # noqa: E402
-from iqa_plugins.scorers.mplug_owl3 import MPlugOwl3Scorer, owl3_messages  # noqa: E402
+from iqa_plugins.scorers.mplug_owl3 import MPlugOwl3Scorer  # noqa: E402
 from iqa_plugins.standards.levels import (  # noqa: E402
     CustomStandard,
     FreeStandard,
@@ -210,58 +210,6 @@ def test_offline_hub_id_is_model_unavailable(monkeypatch, tmp_path):
 def test_missing_local_path_is_model_unavailable(path):
     with pytest.raises(ModelUnavailable, match="no such directory"):
         HFVLMScorer({"model": path}).load(STD)
-
-
-# ------------------------------------------------------------------ mPLUG-Owl3
-
-
-def test_mplug_needs_explicit_remote_code_opt_in():
-    from iqa_core.errors import RecipeError
-    from iqa_core.recipe import resolve
-
-    with pytest.raises(ValueError, match="trust_remote_code: true"):
-        MPlugOwl3Scorer()
-    with pytest.raises(RecipeError, match=r"<recipe>: scorers\[0\]\.params: 'mPLUG/mPLUG-Owl3-7B-240728' is only"):
-        resolve({"scorers": [{"name": "mplug_owl3"}]})  # at validation, before any run
-
-
-def test_mplug_missing_path_is_model_unavailable():
-    scorer = MPlugOwl3Scorer({"model": "/nonexistent/mPLUG-Owl3", "trust_remote_code": True})
-    with pytest.raises(ModelUnavailable, match="no such directory"):
-        scorer.load(STD)
-
-
-@pytest.mark.parametrize("lacking", ["attention-mask utils", "siglip vision transformer"])
-def test_mplug_on_a_transformers_without_its_imports_names_the_one_it_needs(monkeypatch, tmp_path, lacking):
-    """Checked before anything is downloaded: a one-line error naming the transformers it needs."""
-    import types
-
-    masks, siglip = "transformers.modeling_attn_mask_utils", "transformers.models.siglip.modeling_siglip"
-    if lacking == "attention-mask utils":  # as in transformers 5.24
-        monkeypatch.setitem(sys.modules, masks, None)
-        missing = masks
-    else:  # as in transformers 5.17: the masks module is there, the vision transformer is not
-        monkeypatch.setitem(sys.modules, masks, types.ModuleType(masks))
-        monkeypatch.setitem(sys.modules, siglip, types.ModuleType(siglip))
-        missing = f"{siglip}.SiglipVisionTransformer"
-    scorer = MPlugOwl3Scorer({"model": str(tmp_path), "trust_remote_code": True})
-    with pytest.raises(ModelUnavailable) as err:
-        scorer.load(STD)
-    message = str(err.value)
-    assert "needs transformers 4.56-4.57" in message and f"has no {missing}" in message
-    assert "iqa[models,mplug-owl3]" in message and "\n" not in message
-
-
-def test_mplug_messages():
-    messages = owl3_messages(STD)
-    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
-    assert messages[0]["content"] == STD.system
-    assert messages[1]["content"] == f"<|image|>\n{STD.user}"
-    assert messages[2]["content"] == ""
-    messages[1]["content"] = "rewritten by the processor"
-    assert owl3_messages(STD)[1]["content"].startswith("<|image|>")
-    no_system = CustomStandard({"levels": [{"value": 1, "label": "1"}, {"value": 2, "label": "2"}], "system": ""})
-    assert [m["role"] for m in owl3_messages(no_system)] == ["user", "assistant"]
 
 
 def test_label_check_on_qwen_style_tokenizer():

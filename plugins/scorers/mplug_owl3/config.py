@@ -26,7 +26,14 @@ TEXT_KEYS = (
     "rms_norm_eps",
     "rope_theta",
 )
-VISION_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
+VISION_KEYS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "image_size",
+    "patch_size",
+)
 
 
 @dataclass

@@ -226,7 +226,9 @@ class MPlugOwl3(nn.Module):
         """Greedy answers, prompt + new tokens (rows that ended padded with ``pad_token_id``).
 
         No key/value cache: an answer is a few tokens, and the images are embedded once.
+        Stops at the config's ``eos_token_id`` (``<|im_end|>``) unless given another.
         """
+        eos_token_id = self.config.text.eos_token_id if eos_token_id is None else eos_token_id
         image_embeds = self.forward_image(pixel_values) if pixel_values is not None and len(pixel_values) else None
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
