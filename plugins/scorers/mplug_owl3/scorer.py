@@ -66,7 +66,7 @@ class MPlugOwl3Scorer(MLLMScorer):
         model = build(config)
         load_weights(model, folder, self.device, self.dtype)
         model.to(self.device)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder, config=config.text)  # not the mplugowl3 config
         return model, Owl3Processor(tokenizer, config.image_size)
 
     def snapshot(self, source: str) -> Path:
