@@ -244,3 +244,31 @@ def test_clip_iqa_end_to_end(images: Path, root: Path) -> None:
         assert r["error"] is None and r["n_regions"] == 0  # no local region: whole image only
         assert 0.0 <= r["score"] <= 1.0 and r["score"] == pytest.approx(r["clip_iqa"])  # P(good)
         assert [reg["kind"] for reg in r["regions"]] == ["global"]
+
+
+def test_the_papers_recipe_runs_by_name_on_tiny_builds(images: Path, llm_iqa_recipe: Path, root: Path) -> None:
+    """`iqa run --recipe llm_iqa` itself (SAM2 + mPLUG-Owl3 + Janus-Pro), its checkpoints pointed
+    at tiny random builds with --set: the paper's recipe runs in the environment the project
+    installs (mPLUG-Owl3 is the 240728 faithfulness fixture, loaded by path)."""
+    models = root / "models"  # built by the llm_iqa_recipe fixture
+    owl3 = Path(__file__).parent / "data" / "mplug_owl3_240728"
+    out = root / "paper" / "scores.csv"
+    sets = {
+        "segmenter.params.config": models / "sam2" / "tiny_sam2.yaml",
+        "segmenter.params.checkpoint": models / "sam2" / "tiny_sam2.pt",
+        "scorers.0.params.model": owl3,
+        "scorers.1.params.model": models / "janus",
+        "runtime.store": root / "paper" / "store.sqlite",
+    }
+    args = ["run", "--recipe", "llm_iqa", str(images), "-o", str(out), "--no-progress"]
+    args += [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output  # the corrupt file is an error row, the rest scored
+    rows = {Path(row["path"]).name: row for row in _read_csv(out)}
+    scored = [rows[f"img{i}.png"] for i in range(3)]
+    assert all(row["error"] == "" for row in scored)
+    for row in scored:
+        owl, janus = float(row["mplug_owl3"]), float(row["janus_pro"])
+        assert 1 <= owl <= 7 and 1 <= janus <= 7
+        assert float(row["score"]) == pytest.approx((owl + janus) / 2)
+    assert rows["corrupt.jpg"]["error"]
