@@ -261,3 +261,19 @@ def test_the_7b_checkpoint_fills_every_native_parameter_by_name_and_shape():
     skipped = sorted(name for name in checkpoint if unread(name, config))
     assert all(n.startswith(("vision_model.post_layernorm.", "vision_model.encoder.layers.26.")) for n in skipped)
     assert sum(np.prod(s) for s in native.values()) == sum(np.prod(s) for s in loaded.values())
+
+
+def test_validate_says_before_any_download_that_an_older_transformers_cannot_run_it(monkeypatch):
+    import importlib.metadata
+
+    from iqa_core.extras import MissingPackage
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda d: "4.57.6" if d == "transformers" else real(d))
+    with pytest.raises(MissingPackage) as err:
+        resolve("llm_iqa")
+    assert str(err.value).endswith(
+        "llm_iqa.yaml: scorers[0].name: mplug_owl3 needs transformers>=5.0: pip install 'transformers>=5.0'"
+    )
+    monkeypatch.setattr(importlib.metadata, "version", lambda d: "5.25.0" if d == "transformers" else real(d))
+    resolve("llm_iqa")

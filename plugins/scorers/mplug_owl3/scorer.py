@@ -21,6 +21,8 @@ from iqa_plugins.scorers.mllm.params import MLLMParams
 from iqa_plugins.scorers.mllm.scorer import MLLMScorer
 from iqa_plugins.scorers.mplug_owl3.processing import Owl3Processor, chat_text, cut_grid
 
+TRANSFORMERS = "5.0"
+"""The oldest transformers whose building blocks the native model uses (``rope_parameters``)."""
 CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 """What a Hub snapshot needs: config, weights, tokenizer (no remote code is fetched)."""
 
@@ -49,7 +51,12 @@ class MPlugOwl3Scorer(MLLMScorer):
     """mPLUG-Owl3-7B-240728 (native hyper-attention Qwen2 + SigLIP): level-token probabilities."""
 
     Params = MPlugOwl3Params
-    requires = {**MLLMScorer.requires, "accelerate": "iqa[models]", "safetensors": "iqa[models]"}
+    requires = {
+        "torch": "iqa[models]",
+        f"transformers>={TRANSFORMERS}": f"transformers>={TRANSFORMERS}",  # its Qwen2 and SigLIP pieces
+        "accelerate": "iqa[models]",
+        "safetensors": "iqa[models]",
+    }
 
     def _load(self, source: str) -> tuple[Any, Any]:
         from transformers import AutoTokenizer
