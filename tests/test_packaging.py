@@ -46,4 +46,5 @@ def test_wheel_install_registers_entry_points(tmp_path: Path) -> None:
     for ep in dist.entry_points:  # every target module is in the installed tree, not just the source
         if ep.group.startswith("iqa."):
             module = ep.value.partition(":")[0]
-            assert (target / Path(*module.split("."))).with_suffix(".py").is_file(), ep.value
+            where = target / Path(*module.split("."))  # a module, or a package (mplug_owl3)
+            assert where.with_suffix(".py").is_file() or (where / "__init__.py").is_file(), ep.value

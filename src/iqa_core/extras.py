@@ -2,7 +2,7 @@
 
 The core install (``pip install iqa``) carries no torch, model library or plotting
 package. A component lists the modules it imports in ``load()`` in its ``requires``
-class attribute, mapping each module (``transformers>=5.0`` where an older release
+class attribute, mapping each module (``transformers>=5.25`` where an older release
 cannot run it) to the pip argument that installs it; recipe
 validation checks them all at once, so a missing package is one line with exit 2, not
 a traceback (or an error row for every image).
@@ -52,7 +52,7 @@ def is_installed(module: str) -> bool:
 
 def missing(requires: Mapping[str, str]) -> list[str]:
     """The entries of ``requires`` (module -> pip argument) that are not satisfied: a module
-    that is not installed, or one older than the floor its entry names (``transformers>=5.0``)."""
+    that is not installed, or one older than the floor its entry names (``transformers>=5.25``)."""
     out = []
     for entry in requires:
         module, _, floor = entry.partition(">=")

@@ -273,7 +273,7 @@ def test_validate_says_before_any_download_that_an_older_transformers_cannot_run
     with pytest.raises(MissingPackage) as err:
         resolve("llm_iqa")
     assert str(err.value).endswith(
-        "llm_iqa.yaml: scorers[0].name: mplug_owl3 needs transformers>=5.0: pip install 'transformers>=5.0'"
+        "llm_iqa.yaml: scorers[0].name: mplug_owl3 needs transformers>=5.25: pip install 'transformers>=5.25'"
     )
     monkeypatch.setattr(importlib.metadata, "version", lambda d: "5.25.0" if d == "transformers" else real(d))
     resolve("llm_iqa")

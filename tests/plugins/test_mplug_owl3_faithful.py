@@ -23,10 +23,7 @@ from PIL import Image  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from iqa_core.api import View  # noqa: E402
-from iqa_plugins.scorers.mplug_owl3 import (
-    MPlugOwl3Scorer,  # noqa: E402
-    modeling,  # noqa: E402
-)
+from iqa_plugins.scorers.mplug_owl3 import MPlugOwl3Scorer, modeling  # noqa: E402
 from iqa_plugins.scorers.mplug_owl3.processing import Owl3Processor, chat_text  # noqa: E402
 from iqa_plugins.standards.levels import WordStandard  # noqa: E402
 

@@ -21,8 +21,8 @@ from iqa_plugins.scorers.mllm.params import MLLMParams
 from iqa_plugins.scorers.mllm.scorer import MLLMScorer
 from iqa_plugins.scorers.mplug_owl3.processing import Owl3Processor, chat_text, cut_grid
 
-TRANSFORMERS = "5.0"
-"""The oldest transformers whose building blocks the native model uses (``rope_parameters``)."""
+TRANSFORMERS = "5.25"
+"""The oldest transformers the native model was tested on (its Qwen2 pieces fail under 5.0.0)."""
 CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 """What a Hub snapshot needs: config, weights, tokenizer (no remote code is fetched)."""
 
