@@ -23,11 +23,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.qwen2.modeling_qwen2 import (
     Qwen2Attention,
     Qwen2DecoderLayer,
     Qwen2Model,
     apply_rotary_pos_emb,
+    eager_attention_forward,
     repeat_kv,
     rotate_half,
 )
@@ -92,9 +94,6 @@ class HyperAttention(Qwen2Attention):
         inv_freq: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.qwen2.modeling_qwen2 import eager_attention_forward
-
         shape = hidden_states.shape[:-1]
         heads = (*shape, -1, self.head_dim)
         q = self.q_proj(hidden_states).view(heads).transpose(1, 2)
