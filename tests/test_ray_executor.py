@@ -95,15 +95,17 @@ def test_ray_user_error_is_raised_as_itself(local_ray, tmp_path: Path) -> None:
 
 def _steps(recipe: dict, paths: list[Path]) -> tuple[Any, dict]:
     """The Ray steps called directly, in one process, on one group: the group scored, and the steps."""
+    from iqa_core.executors.ray.keeper import StoreKeeper
     from iqa_core.executors.ray.score import ScoreStep
     from iqa_core.executors.ray.segment import SegmentStep
     from iqa_core.executors.ray.views import cut_views
     from iqa_core.executors.ray.wire import Group
 
-    recipe = {**recipe, "runtime": {**recipe["runtime"], "store": None}}
-    segment, score = SegmentStep(Pipeline, recipe), ScoreStep(Pipeline, recipe)
+    recipe = {**recipe, "runtime": {**recipe["runtime"], "store": None, "chunk_images": len(paths)}}  # one chunk
+    keeper = ray.remote(StoreKeeper).remote(None)
+    segment, score = SegmentStep(Pipeline, recipe, keeper), ScoreStep(Pipeline, recipe)
     viewed = cut_views(
-        segment({"images": [json.dumps([{"path": str(p), "seed": ""} for p in paths])]}), Pipeline, json.dumps(recipe)
+        segment({"images": [json.dumps([{"path": str(p)} for p in paths])]}), Pipeline, json.dumps(recipe)
     )
     scored = Group.read(score(viewed), 0)
     assert not scored.fatal
@@ -121,14 +123,17 @@ def test_ray_segmentation_failures_are_rows_and_steps_keep_one_batch(local_ray, 
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
     for path in sorted((tmp_path / "imgs").glob("img*.png")):
         group, steps = _steps(recipe, [path])
-        assert len(group.views) == 4 and all("levels" in v for v in group.views) and not group.pixels
+        assert len(steps["viewed"].views) == 4 and not group.pixels and not group.views
+        assert [r["error"] for r in group.results] == [None]
+        # the rows it sends back: one mask row, four view scores, one result
+        assert [len(group.rows[t]) for t in ("masks", "view_scores", "results")] == [1, 4, 1]
         assert steps["score"].pipeline.store.count("view_scores") == 4
         assert steps["segment"].pipeline.store.count("masks") == 1
     narrow = tmp_path / "narrow.png"
     Image.new("RGB", (4, 16)).save(narrow)  # the test segmenter fails on it
     group, steps = _steps(recipe, [narrow])
-    assert "segmentation failed: ValueError: image too small" in group.images[0]["error"]
-    assert group.views == [] and steps["viewed"].stats.get("segmenter_calls", 0) == 0  # not tried again
+    assert "segmentation failed: ValueError: image too small" in group.results[0]["error"]
+    assert steps["viewed"].views == [] and steps["viewed"].stats.get("segmenter_calls", 0) == 0  # not tried again
 
 
 def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_path: Path) -> None:
@@ -136,14 +141,15 @@ def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_
 
     paths = write_images(tmp_path / "imgs", 3)
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
-    steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [])).splitlines()]
+    steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [], None)).splitlines()]
     assert steps[:3] == ["MapBatches(ScoreStep)", "MapBatches(cut_views)", "MapBatches(SegmentStep)"]
 
     group, called = _steps(recipe, paths)
     # the views step cut every view (4 per image) of the group; the scoring step batched them
     # across images by the scorer's batch_size (3): 12 views in 4 forwards, not 3 x 2
-    assert len(group.views) == 12 and len({v["path"] for v in group.views}) == 3
-    assert all("levels" in v for v in group.views)
+    viewed = called["viewed"].views
+    assert len(viewed) == 12 and len({v["path"] for v in viewed}) == 3
+    assert len(group.rows["view_scores"]) == 12 and len(group.results) == 3
     assert called["viewed"].stats.get("scorer_calls", 0) == 0  # no model in the views step
     assert group.stats["scorer_calls"] == 4 and group.stats["views_scored"] == 12
 
@@ -163,21 +169,59 @@ def test_ray_a_failed_view_fails_its_image_only(local_ray, tmp_path: Path) -> No
     assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
 
 
-def test_ray_groups_are_the_local_runs_batching_groups(tmp_path: Path) -> None:
-    from iqa_core.executors.ray import batching_groups
+def _local_groups(pipeline: Pipeline, paths: list[str]) -> list[list[int]]:
+    """The local run's batching groups (input indices between two flushes)."""
+    import threading
 
-    paths = [str(p) for p in write_images(tmp_path / "imgs", 5)]  # 64 x 48: 12288 budget bytes each
+    from iqa_core.pipeline import segment
+    from iqa_core.pipeline.budget import ByteBudget
+    from iqa_core.pipeline.items import Flush
+    from iqa_core.pipeline.read import ReadAhead
+
+    runtime = pipeline.recipe.runtime
+    budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
+    reader = ReadAhead(paths, budget, threading.Event(), runtime.max_pixels, 1, 2 * runtime.chunk_images)
+    groups: list[list[int]] = [[]]
+    try:
+        for item in segment.items(pipeline, reader):
+            if isinstance(item, Flush):
+                groups.append([])
+            else:
+                groups[-1].append(item.index)
+                budget.release(item.nbytes)
+    finally:
+        reader.close()
+    return groups
+
+
+def test_ray_groups_are_the_local_runs_batching_groups(local_ray, tmp_path: Path) -> None:
+    """Chunks of chunk_images paths, each split by half the byte budget, on the worker: the local groups."""
+    from iqa_core.executors.ray import chunks
+    from iqa_core.executors.ray.keeper import StoreKeeper
+    from iqa_core.executors.ray.segment import SegmentStep
+    from iqa_core.executors.ray.wire import Group
+
+    paths = [str(p) for p in write_images(tmp_path / "imgs", 8)]  # 64 x 48: 12288 budget bytes each
     recipe = _recipe(tmp_path / "s.sqlite", "ray")
-    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:2], paths[2:4], paths[4:]]
-    recipe["runtime"].update(chunk_images=32, max_inflight_mb=2 * 3 * 12288 / 2**20)  # half: 3 images
-    assert batching_groups(Pipeline.from_recipe(recipe), paths) == [paths[:3], paths[3:]]
+    recipe["runtime"].update(chunk_images=4, max_inflight_mb=2 * 3 * 12288 / 2**20)  # half the budget: 3 images
+    pipeline = Pipeline.from_recipe(recipe)
+    # a group never spans two chunks: [0..3] splits at 3 images, [4..7] starts afresh
+    assert _local_groups(pipeline, paths) == [[0, 1, 2], [3], [4, 5, 6], [7]]
+    assert chunks(paths, 4) == [paths[:4], paths[4:]]
+    step = SegmentStep(
+        Pipeline, {**recipe, "runtime": {**recipe["runtime"], "store": None}}, ray.remote(StoreKeeper).remote(None)
+    )
+    on_worker = []
+    for chunk in chunks(paths, 4):
+        out = step({"images": [json.dumps([{"path": p} for p in chunk])]})
+        on_worker += [[paths.index(i["path"]) for i in Group.read(out, n).images] for n in range(len(out["images"]))]
+    assert on_worker == _local_groups(pipeline, paths)
 
 
 def test_ray_refuses_prescale_in_one_line(tmp_path: Path) -> None:
     from iqa_core.errors import IQAError
-    from iqa_core.executors.ray import run_on_ray
 
     data = _recipe(tmp_path / "s.sqlite", "ray")
     data["regions"]["prescale"] = True
     with pytest.raises(IQAError, match="regions.prescale is not supported with executor: ray"):
-        run_on_ray(Pipeline.from_recipe(data), [str(p) for p in write_images(tmp_path / "imgs", 1)])
+        run_pipeline(Pipeline.from_recipe(data), write_images(tmp_path / "imgs", 1))

@@ -131,12 +131,16 @@ class LoadedImage:
         return f"@1/{self.reduced}" if self.reduced > 1 else ""
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> LoadedImage:
+def read_image(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None, data: bytes | None = None
+) -> LoadedImage:
     """Read bytes once, hash them (the store key), decode to RGB with EXIF orientation.
 
     ``least`` lets a JPEG decode reduced, down to the size it returns (see :func:`decode_image`).
+    ``data``: the file's bytes, already read (and not read again).
     """
-    data = read_file(path)
+    if data is None:
+        data = read_file(path)
     if not data:
         raise ImageError(f"{path}: empty file")
     image, reduced, full = decode_reduced(data, str(path), max_pixels, least)

@@ -238,15 +238,13 @@ class Store:
             )
         self.results_saved += 1
 
-    def export_rows(self, images: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row about ``images`` (content hashes), to merge into another store."""
+    def export_rows(self, images: Sequence[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row about ``images`` (content hashes; None: every row), to merge into another store."""
         out: dict[str, list[tuple[Any, ...]]] = {}
-        marks = ",".join("?" * len(images))
+        where = "" if images is None else f" WHERE image IN ({','.join('?' * len(images))})"
         with self._guard():
             for table in TABLES:
-                out[table] = [
-                    tuple(r) for r in self.db.execute(f"SELECT * FROM {table} WHERE image IN ({marks})", list(images))
-                ]
+                out[table] = [tuple(r) for r in self.db.execute(f"SELECT * FROM {table}{where}", list(images or []))]
         return out
 
     def import_rows(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:

@@ -28,17 +28,16 @@ def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: boo
 
 def iter_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> Iterator[ImageResult]:
     """Like :func:`run_pipeline`, each result as soon as it and those before it are done
-    (local; Ray and ``runtime.devices`` with several devices give them all at the end)."""
+    (local and Ray; ``runtime.devices`` with several devices gives them all at the end)."""
     runtime = pipeline.recipe.runtime
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not any(is_uri(p) or Path(p).exists() for p in paths):
         raise IQAError(f"no images found in: {', '.join(map(str, inputs))}")
     if runtime.executor == "ray":
-        from .ray import run_on_ray
+        from .ray import iter_on_ray
 
-        by_path = run_on_ray(pipeline, paths, progress)  # the driver still collects them (issue 18 open)
-        yield from (by_path[p] for p in paths)
+        yield from iter_on_ray(pipeline, paths, progress)
         return
     devices = runtime.devices or []
     if len(devices) > 1:

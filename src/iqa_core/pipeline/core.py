@@ -200,9 +200,10 @@ class Pipeline:
                 self.load_scorer(label)
         return self.views.least_decode(self.segmenter if self.segments else None, [s for _, s, _ in self.scorers])
 
-    def read(self, path: str) -> LoadedImage:
-        """An input decoded as this recipe reads it: the one decode every stage and executor uses."""
-        return read_image(path, self.recipe.runtime.max_pixels, self.least_decode)
+    def read(self, path: str, data: bytes | None = None) -> LoadedImage:
+        """An input decoded as this recipe reads it: the one decode every stage and executor uses
+        (``data``: its bytes, when the caller has read them already)."""
+        return read_image(path, self.recipe.runtime.max_pixels, self.least_decode, data)
 
     def mask_key(self, loaded: LoadedImage) -> str:
         """What the segmenter's masks of ``loaded`` are stored under (a reduced decode gives other masks)."""

@@ -51,7 +51,7 @@ def from_levels(
 ) -> ImageResult:
     """An image's result from its regions, per scorer label the view key of each region, and
     the level probabilities (or failures) found for those keys; stored. The Ray executor's
-    driver, which holds no pixels, finishes images with it too."""
+    scoring step finishes images with it too, from views cut in another process."""
     # a failed view fails every image that shows it (identical files)
     error = next((failed[label][k] for label in keys for k in keys[label] if k in failed.get(label, {})), None)
     if error is not None:

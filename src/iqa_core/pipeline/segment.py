@@ -78,19 +78,20 @@ def to_item(pipeline: Pipeline, decoded: Decoded) -> Item:
     return item
 
 
-def closes_group(count: int, held: int, need: int, size: int, limit: int) -> bool:
+def closes_group(index: int, count: int, held: int, need: int, size: int, limit: int) -> bool:
     """Whether ``count`` images waiting for batches (``held`` budget bytes) are flushed before
-    the next, which needs ``need``: at ``size`` images, or before ``limit`` would be passed.
-    The Ray executor groups its images by the same rule."""
-    return count > 0 and (count >= size or held + need > limit)
+    input ``index``, which needs ``need``: at every ``size``-th input, or before ``limit`` would
+    be passed. A group never spans two chunks of ``size`` inputs, so the Ray executor's
+    workers form the same groups, each from its own chunk."""
+    return count > 0 and (index % size == 0 or held + need > limit)
 
 
 def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
     """Read and segment images, in input order; a :class:`Flush` closes a batching group.
 
     Batches form from the views as they arrive (see ``batches``); a flush makes the views
-    still waiting go now, once ``runtime.chunk_images`` images or, before the next image
-    would take them over, half the byte budget wait: so the images waiting for batches and
+    still waiting go now, at every ``runtime.chunk_images``-th input or, before the next image
+    would take them over, once half the byte budget waits: so the images waiting for batches and
     those being scored fit together, and nothing waits for room only its own release would
     free. Both rules depend on the inputs alone, so batches (and their numerics) are
     reproducible.
@@ -100,7 +101,7 @@ def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
     count = held = 0
     for index in range(len(reader)):
         need = reader.size(index)
-        if closes_group(count, held, need, size, limit):
+        if closes_group(index, count, held, need, size, limit):
             yield Flush()
             count = held = 0
         decoded = reader.next()

@@ -1,17 +1,20 @@
-"""Step 4, finish, on the driver (which owns the store): a scored group in, its results out.
+"""The last part of step 3, finish, on the scoring worker: a scored group in, results and new store rows out.
 
-Masks and level probabilities are stored first (a killed run resumes from them); then each
-image is finished by the pipeline's own ``finish.from_levels`` (decode, aggregate, ensemble,
-result stored), with the views it had in the store and those scored for it.
+Each image is finished by the pipeline's own ``finish.from_levels`` (decode, aggregate,
+ensemble, result stored) with the views seeded from the store and those scored for it,
+in a store that holds only this group's rows. What the group adds to the run's store
+(masks, level probabilities, results: every row the seeds did not already have) travels
+back with the results, so the driver writes a group's rows as it takes its results, and
+holds no more than one group of either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...api import ImageResult, LevelProbs
 from ...pipeline import finish
+from ...pipeline.items import from_store
 from ...store import ViewKey
 from .wire import Group, levels_from, region_from
 
@@ -19,23 +22,31 @@ if TYPE_CHECKING:
     from ...pipeline import Pipeline
 
 
-def results(pipeline: Pipeline, group: Group) -> Iterator[ImageResult]:
-    """Store what the steps made of ``group``, then its images' results, in input order."""
-    store = pipeline.store
-    scored: dict[str, list[dict[str, Any]]] = {}
+def finish_group(pipeline: Pipeline, group: Group) -> None:
+    """Replace what ``group`` carries with its images' results (input order) and its new store rows."""
+    store, seeded = pipeline.store, set()
     for image in group.images:
+        for table, rows in image.get("seed", {}).items():
+            seeded.update((table, tuple(row)) for row in rows)
+        store.import_rows(image.get("seed", {}))
         if image.get("masks") is not None:
             store.put_masks(image["hash"], image["mask_key"], image["masks"])
+    scored: dict[str, list[dict[str, Any]]] = {}
     for view in group.views:
         if "levels" in view:
             store.put_levels([tuple(view["key"])], levels_from(view["levels"]))
         scored.setdefault(view["path"], []).append(view)
-    for image in group.images:
-        yield _result(pipeline, image, scored.get(image["path"], []))
+    group.results = [_result(pipeline, image, scored.get(image["path"], [])).to_dict() for image in group.images]
+    made = store.export_rows([image["hash"] for image in group.images if image.get("hash")])
+    group.rows = {table: [r for r in rows if (table, r) not in seeded] for table, rows in made.items()}
+    group.images, group.views, group.pixels = [], [], b""
 
 
 def _result(pipeline: Pipeline, image: dict[str, Any], views: list[dict[str, Any]]) -> ImageResult:
     path = image["path"]
+    if "cached" in image:
+        pipeline.stats["results_cached"] += 1
+        return from_store(path, image["hash"], image["cached"])
     if image.get("error") is not None:
         return ImageResult(path, content_hash=image.get("hash"), error=image["error"])
     keys: dict[str, list[ViewKey]] = {label: [tuple(k) for k in ks] for label, ks in image["keys"].items()}

@@ -5,7 +5,8 @@ A group's views, of all its images, are batched per scorer as the local run batc
 an identical view twice in a group is scored once (the ``Ledger``). The processor loads
 with the model, so batches are prepared here, the next one in a thread while the current
 one runs forward (``score.prepare`` / ``score.forward``, with their view-by-view retry).
-Each view gains its level probabilities or why it failed; the pixels go no further.
+Each view gains its level probabilities or why it failed; then the group's images are
+finished here (``finish``) and only their results and new store rows go on.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from ...api import View
 from ...pipeline import score
 from ...pipeline.batches import Ledger, Pending, Pool
 from ...pipeline.items import Item
+from .finish import finish_group
 from .wire import Group, Step, levels_to, region_from
 
 
 class ScoreStep(Step):
-    def run(self, group: Group) -> None:
+    def run(self, group: Group) -> list[Group]:
         pipeline, ledger = self.pipeline, Ledger()
         items: dict[str, Item] = {}
         queued: dict[str, list[Pending]] = {label: [] for label in pipeline.labels}
@@ -60,7 +62,8 @@ class ScoreStep(Step):
                     view["levels"] = levels_to(levels)
                 else:
                     view["error"] = item.failed[view["label"]].get(key, "not scored")
-        group.pixels = b""
+        finish_group(pipeline, group)
+        return [group]
 
     def _score(self, ledger: Ledger, ready: list[tuple[str, list[Pending]]]) -> None:
         """Forward each batch while the next one is prepared in a thread."""

@@ -1,7 +1,7 @@
 """Step 2, regions and views (Ray tasks on the CPU: no model).
 
-Per image: Algorithm 1 over its masks (the pipeline's own ``segment.regions``), each
-scorer's view keys, the level probabilities the seeded store rows already have, and the
+Per image still to score: Algorithm 1 over its masks (the pipeline's own ``segment.regions``),
+each scorer's view keys, the level probabilities the seeded store rows already have, and the
 pixels of every other view, cut at full resolution. Each image gains its regions and keys
 (or its error); the group gains a view per view to score (or that could not be cut).
 """
@@ -33,15 +33,15 @@ def _step(factory: type[Pipeline], recipe: str) -> ViewsStep:
 
 
 class ViewsStep(Step):
-    def run(self, group: Group) -> None:
+    def run(self, group: Group) -> list[Group]:
         pixels, cut = bytearray(), set()
         for image in group.images:
-            seed = image.pop("seed")
-            if seed:
-                self.pipeline.store.import_rows(json.loads(seed))
-            if image.get("error") is None:
+            if "seed" in image:  # neither a stored result nor an error row
+                self.pipeline.store.import_rows(image["seed"])
+            if image.get("error") is None and "cached" not in image:
                 self._image(image, group.views, pixels, cut)
         group.pixels = bytes(pixels)
+        return [group]
 
     def _image(
         self, image: dict[str, Any], views: list[dict[str, Any]], pixels: bytearray, cut: set[tuple[str, ViewKey]]
@@ -52,7 +52,7 @@ class ViewsStep(Step):
         except IQAError as exc:
             image.update(hash=None, error=str(exc))
             return
-        if image.setdefault("hash", loaded.content_hash) != loaded.content_hash:
+        if image["hash"] != loaded.content_hash:
             image["error"] = f"{path}: the file changed while it was being scored"
             return
         if "masks" in image:

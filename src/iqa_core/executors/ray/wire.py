@@ -1,11 +1,12 @@
 """What travels between the Ray steps: one row per batching group of images.
 
-A group is what the local run batches together between two flushes (``runtime.chunk_images``
-images, or half the byte budget; ``segment.closes_group``), so the scoring step forms the
-local run's batches and its numbers are the local run's, whatever Ray's block boundaries
-and timing. A row holds the group's images (JSON), the views still to score (JSON) and
-their pixels (one bytes cell; each view says where its own are), the counts the steps
-made, and a user error, pickled, once one happened.
+The driver sends a chunk of ``runtime.chunk_images`` paths a row; the first step splits it
+into what the local run batches together between two flushes (``segment.closes_group``),
+so the scoring step forms the local run's batches and its numbers are the local run's,
+whatever Ray's block boundaries and timing. A row holds the group's images (JSON), the
+views still to score (JSON) and their pixels (one bytes cell; each view says where its own
+are), the counts the steps made, and a user error, pickled, once one happened. The last
+step sends back only the images' results and the store rows it made (JSON).
 """
 
 from __future__ import annotations
@@ -38,14 +39,25 @@ class Group:
     pixels: bytes = b""
     stats: Counter[str] = field(default_factory=Counter)
     fatal: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)  # ImageResult.to_dict, in input order
+    rows: dict[str, list[Any]] = field(default_factory=dict)  # new store rows, by table
 
     @classmethod
     def read(cls, batch: Batch, i: int) -> Group:
-        stats = Counter(json.loads(str(batch["stats"][i]))) if "stats" in batch else Counter()
-        views = json.loads(str(batch["views"][i])) if "views" in batch else []
+        def column(name: str, empty: Any) -> Any:
+            return json.loads(str(batch[name][i])) if name in batch else empty
+
         pixels = bytes(batch["pixels"][i]) if "pixels" in batch else b""
         fatal = str(batch["fatal"][i]) if "fatal" in batch else ""
-        return cls(json.loads(str(batch["images"][i])), views, pixels, stats, fatal)
+        return cls(
+            column("images", []),
+            column("views", []),
+            pixels,
+            Counter(column("stats", {})),
+            fatal,
+            column("results", []),
+            column("rows", {}),
+        )
 
     def row(self) -> dict[str, Any]:
         return {
@@ -54,6 +66,8 @@ class Group:
             "pixels": self.pixels,
             "stats": json.dumps(dict(self.stats)),
             "fatal": self.fatal,
+            "results": json.dumps(self.results),
+            "rows": json.dumps(self.rows),
         }
 
     def raise_fatal(self) -> None:
@@ -94,22 +108,26 @@ class Step(ABC):
         out: dict[str, list[Any]] = {}
         for i in range(len(batch["images"])):
             group = Group.read(batch, i)
+            made = [group]
             if not group.fatal:
                 self.pipeline.store.close()
                 self.pipeline.store = Store(None)  # the rows of earlier groups went on already
                 self.pipeline.stats.clear()
                 try:
-                    self.run(group)
-                    group.stats.update(self.pipeline.stats)
+                    made = self.run(group)
+                    made[0].stats.update(self.pipeline.stats)
                 except IQAError as exc:
                     group.fatal = _pickled(exc)
-            for name, value in group.row().items():
-                out.setdefault(name, []).append(value)
+                    made = [group]
+            for one in made:
+                for name, value in one.row().items():
+                    out.setdefault(name, []).append(value)
         return out
 
     @abstractmethod
-    def run(self, group: Group) -> None:
-        """This step's work on one group (in place)."""
+    def run(self, group: Group) -> list[Group]:
+        """This step's work on one row: the rows it passes on (the same group, or the groups
+        the first step splits a chunk into)."""
 
 
 def _pickled(exc: IQAError) -> str:
