@@ -225,3 +225,58 @@ def test_ray_refuses_prescale_in_one_line(tmp_path: Path) -> None:
     data["regions"]["prescale"] = True
     with pytest.raises(IQAError, match="regions.prescale is not supported with executor: ray"):
         run_pipeline(Pipeline.from_recipe(data), write_images(tmp_path / "imgs", 1))
+
+
+def _driver_cannot_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every way this process could read an image's bytes or header raises (Ray's workers are
+    other processes, untouched); the list records each attempt."""
+    import sys
+
+    import PIL.Image
+
+    tried: list[str] = []
+
+    def refuse(name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            tried.append(f"{name}({args[0] if args else ''})")
+            raise AssertionError(f"the driver called {name}")
+
+        return call
+
+    names = ("read_file", "read_image", "decoded_bytes", "content_hash", "read_uri")
+    for module in [m for n, m in sys.modules.items() if n.startswith("iqa_core") and m is not None]:
+        for name in names:
+            if callable(getattr(module, name, None)):
+                monkeypatch.setattr(module, name, refuse(name))
+    monkeypatch.setattr(PIL.Image, "open", refuse("PIL.Image.open"))
+    return tried
+
+
+def test_ray_driver_reads_no_image_bytes_and_a_uri_manifest_keeps_its_columns(
+    local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+
+    import yaml
+    from click.testing import CliRunner
+
+    from iqa_core.cli import cli
+
+    images = write_images(tmp_path / "imgs", 5)
+    manifest = tmp_path / "m.csv"
+    uris = [p.resolve().as_uri() for p in images] + [(tmp_path / "gone.png").as_uri()]
+    manifest.write_text("uri,id,mos\n" + "".join(f"{u},id{i},{i / 2}\n" for i, u in enumerate(uris)))
+    local = run_pipeline(Pipeline.from_recipe(_recipe(tmp_path / "local.sqlite", "local")), uris)
+
+    recipe_file = tmp_path / "ray.yaml"
+    recipe_file.write_text(yaml.safe_dump(_recipe(tmp_path / "ray.sqlite", "ray")))
+    tried = _driver_cannot_read(monkeypatch)
+    out = tmp_path / "out.csv"
+    res = CliRunner().invoke(cli, ["run", "-r", str(recipe_file), str(manifest), "-o", str(out)])
+    assert tried == [], tried
+    assert res.exit_code == 1, res.output  # one input is missing: scored rows plus its error row
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["path"], r["id"], r["mos"]) for r in rows] == [(u, f"id{i}", str(i / 2)) for i, u in enumerate(uris)]
+    assert [r["score"] for r in rows[:5]] == [str(r.score) for r in local[:5]]
+    assert "gone.png: not found" in rows[5]["error"] and rows[5]["score"] == ""
+    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
