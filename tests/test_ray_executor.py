@@ -180,7 +180,9 @@ def _local_groups(pipeline: Pipeline, paths: list[str]) -> list[list[int]]:
 
     runtime = pipeline.recipe.runtime
     budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
-    reader = ReadAhead(paths, budget, threading.Event(), runtime.max_pixels, 1, 2 * runtime.chunk_images)
+    reader = ReadAhead(
+        paths, budget, threading.Event(), runtime.max_pixels, 1, 2 * runtime.chunk_images, lambda p, h: None
+    )
     groups: list[list[int]] = [[]]
     try:
         for item in segment.items(pipeline, reader):

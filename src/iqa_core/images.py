@@ -141,10 +141,17 @@ def read_image(
     """
     if data is None:
         data = read_file(path)
+    return decode_loaded(path, data, content_hash(data), max_pixels, least)
+
+
+def decode_loaded(
+    path: str | Path, data: bytes, digest: str, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None
+) -> LoadedImage:
+    """The bytes of ``path``, hashed to ``digest``, decoded: for a reader that looks the hash up first."""
     if not data:
         raise ImageError(f"{path}: empty file")
     image, reduced, full = decode_reduced(data, str(path), max_pixels, least)
-    return LoadedImage(str(path), content_hash(data), image, reduced, full if reduced > 1 else None)
+    return LoadedImage(str(path), digest, image, reduced, full if reduced > 1 else None)
 
 
 _NOT_REGULAR = {

@@ -91,6 +91,28 @@ def test_rerun_with_the_same_store_computes_nothing(tmp_path: Path, test_plugins
     assert len(test_plugins.views) == n_views
 
 
+def test_a_rerun_reads_and_hashes_each_file_but_decodes_none(
+    tmp_path: Path, test_plugins: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import iqa_core.images as images
+
+    write_images(tmp_path / "imgs", 3)
+    store = tmp_path / "s.sqlite"
+    first = load_recipe(recipe(store)).score_many([tmp_path / "imgs"])
+    decodes: list[str] = []
+    original = images.decode_reduced
+
+    def counted(data, where, *args, **kwargs):
+        decodes.append(where)
+        return original(data, where, *args, **kwargs)
+
+    monkeypatch.setattr(images, "decode_reduced", counted)
+    (tmp_path / "imgs" / "new.png").write_bytes((tmp_path / "imgs" / "img00.png").read_bytes()[:-1] + b"\0")
+    second = load_recipe(recipe(store)).score_many([tmp_path / "imgs"])
+    assert [r.score for r in second[:3]] == [r.score for r in first]
+    assert [Path(d).name for d in decodes] == ["new.png"]  # only the file whose result is not stored
+
+
 def test_changing_only_the_aggregator_makes_no_scorer_calls(tmp_path: Path, test_plugins: Recorder) -> None:
     write_images(tmp_path / "imgs", 3)
     store = tmp_path / "s.sqlite"
@@ -472,9 +494,10 @@ def test_prepare_runs_ahead_in_a_thread_and_its_failures_stay_per_image(tmp_path
     results = load_recipe(data).score_many([tmp_path / "imgs"])
     assert [Path(r.path).name for r in results if r.error] == ["img01.png"]
     assert "cannot decode img01" in results[1].error
+    # forwards run in the scoring thread, batches are prepared in another, images finish in the caller's
     main = threading.main_thread().name
-    assert {t for phase, t in _TwoPhase.threads if phase == "forward"} == {main}
-    assert any(phase == "prepare" and t != main for phase, t in _TwoPhase.threads)
+    assert {t for phase, t in _TwoPhase.threads if phase == "forward"} == {"iqa-score"}
+    assert {t for phase, t in _TwoPhase.threads if phase == "prepare"} - {"iqa-score", main}
 
 
 def test_a_view_that_cannot_be_cut_fails_only_its_image(

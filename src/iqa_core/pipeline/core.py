@@ -44,7 +44,7 @@ class Pipeline:
         self.aggregate: RegionAggregator = resolved.aggregate  # type: ignore[assignment]
         self.ensemble: ScorerAggregator = resolved.ensemble  # type: ignore[assignment]
         self._store = store
-        self.store_lock = threading.RLock()  # the stages share one SQLite connection
+        self.store_lock = threading.RLock()  # the stages share one SQLite connection and the prompt-following counts
         self._load_lock = threading.Lock()
         self._prepare_locks = {label: threading.Lock() for label in self.labels}
         self._loaded: set[str] = set()  # "segmenter" and scorer labels already loaded
@@ -130,7 +130,9 @@ class Pipeline:
             return self.score_many([image])[0]
         rgb = to_rgb(image)
         digest = hashlib.sha256(rgb.tobytes() + repr(rgb.size).encode()).hexdigest()[:32]
-        decoded = Decoded(0, "<image>", LoadedImage("<image>", digest, rgb), None, 0)
+        decoded = Decoded(
+            0, "<image>", LoadedImage("<image>", digest, rgb), None, 0, self.stored_result("<image>", digest)
+        )
 
         def one(stop: threading.Event) -> Iterator[Item]:
             yield segment.to_item(self, decoded)
@@ -160,7 +162,9 @@ class Pipeline:
 
         def items(stop: threading.Event) -> Iterator[Item | Flush]:
             depth = 2 * runtime.chunk_images
-            reader = ReadAhead(paths, budget, stop, runtime.max_pixels, runtime.workers, depth, self.least_decode)
+            reader = ReadAhead(
+                paths, budget, stop, runtime.max_pixels, runtime.workers, depth, self.stored_result, self.least_decode
+            )
             try:
                 yield from segment.items(self, reader)
             finally:
@@ -185,6 +189,10 @@ class Pipeline:
             digest = content_hash(read_file(path))  # a FIFO or device is refused, not read
         except ImageError:
             return None
+        return self.stored_result(path, digest)
+
+    def stored_result(self, path: str, digest: str) -> ImageResult | None:
+        """This recipe's stored result for the content hash ``digest`` (read from ``path``)."""
         with self.store_lock:
             cached = self.store.get_result(self.key, digest)
         return None if cached is None else from_store(path, digest, cached)

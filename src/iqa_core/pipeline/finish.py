@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 def result(pipeline: Pipeline, item: Item) -> ImageResult:
     """An image whose every view is in: its cached result, its error row, or its new result."""
-    for label, stored in item.stored.items():
-        for levels in stored:
-            following.count(pipeline.stats, label, levels)
+    with pipeline.store_lock:  # the scoring thread counts its batches meanwhile
+        for label, stored in item.stored.items():
+            for levels in stored:
+                following.count(pipeline.stats, label, levels)
     if item.cached is not None:
         pipeline.stats["results_cached"] += 1
         return item.cached

@@ -1,32 +1,40 @@
-"""Stage 1, read: decode images in worker threads ahead of use, within the byte budget."""
+"""Stage 1, read: read and hash images in worker threads ahead of use; decode, within the byte
+budget, those whose result is not stored already."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..api import ImageResult
 from ..errors import IQAError
-from ..images import LeastSize, LoadedImage, decoded_bytes, read_image
+from ..images import LeastSize, LoadedImage, content_hash, decode_loaded, decoded_bytes, read_file
 from .budget import ByteBudget
+
+Lookup = Callable[[str, str], "ImageResult | None"]  # (path, content hash) -> the stored result
 
 
 @dataclass
 class Decoded:
-    """One input after reading: its pixels or its error, and the budget bytes it holds."""
+    """One input after reading: its pixels, its stored result or its error, and the budget bytes it holds."""
 
     index: int
     path: str
     loaded: LoadedImage | None
     error: str | None
     nbytes: int
+    cached: ImageResult | None = None
 
 
-def _read(path: str, max_pixels: int, least: LeastSize | None) -> LoadedImage | str:
+def _read(path: str, max_pixels: int, least: LeastSize | None, lookup: Lookup) -> LoadedImage | ImageResult | str:
+    """Read and hash once; a stored result is not decoded (a rerun costs a read and a look-up)."""
     try:
-        return read_image(path, max_pixels, least)
+        data = read_file(path)
+        digest = content_hash(data)
+        return lookup(path, digest) or decode_loaded(path, data, digest, max_pixels, least)
     except IQAError as exc:
         return str(exc)
 
@@ -38,6 +46,7 @@ class ReadAhead:
     the bytes are held until the image is finished downstream. Reading ahead never blocks:
     only :meth:`next` waits for room, when nothing is decoded ahead. ``least`` lets JPEGs
     decode reduced (``regions.prescale``), and the budget counts what they decode to.
+    ``lookup`` finds an input's stored result by its content hash, before it is decoded.
     """
 
     def __init__(
@@ -48,6 +57,7 @@ class ReadAhead:
         max_pixels: int,
         workers: int,
         depth: int,
+        lookup: Lookup,
         least: LeastSize | None = None,
     ) -> None:
         self.paths = list(paths)
@@ -56,6 +66,7 @@ class ReadAhead:
         self.max_pixels = max_pixels
         self.depth = max(1, depth)
         self.least = least
+        self.lookup = lookup
         self._sizes: dict[int, int] = {}
         self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="iqa-read")
         self._ahead: deque[tuple[int, Future[LoadedImage | str]]] = deque()
@@ -86,6 +97,9 @@ class ReadAhead:
         if isinstance(out, str):
             self.budget.release(self.size(index))
             return Decoded(index, self.paths[index], None, out, 0)
+        if isinstance(out, ImageResult):
+            self.budget.release(self.size(index))
+            return Decoded(index, self.paths[index], None, None, 0, out)
         return Decoded(index, self.paths[index], out, None, self.size(index))
 
     def close(self) -> None:
@@ -101,5 +115,6 @@ class ReadAhead:
 
     def _submit(self) -> None:
         index = self._submitted
-        self._ahead.append((index, self._pool.submit(_read, self.paths[index], self.max_pixels, self.least)))
+        read = self._pool.submit(_read, self.paths[index], self.max_pixels, self.least, self.lookup)
+        self._ahead.append((index, read))
         self._submitted += 1

@@ -172,7 +172,8 @@ def _forward(
     pipeline.stats["scorer_calls"] += 1
     pipeline.stats["views_scored"] += len(views)
     check_levels(label, levels, len(views))
-    following.count(pipeline.stats, label, levels)
+    with pipeline.store_lock:  # the caller counts stored views meanwhile
+        following.count(pipeline.stats, label, levels)
     return levels
 
 

@@ -14,7 +14,7 @@ from ..api import Region, Segmenter
 from ..errors import IQAError
 from ..images import LoadedImage
 from ..regions import build_regions, decode_rle, encode_rle
-from .items import Flush, Item, describe, from_store
+from .items import Flush, Item, describe
 from .read import Decoded, ReadAhead
 
 if TYPE_CHECKING:
@@ -55,20 +55,18 @@ def regions(pipeline: Pipeline, loaded: LoadedImage) -> list[Region]:
 
 
 def to_item(pipeline: Pipeline, decoded: Decoded) -> Item:
-    """A decoded input -> an item to score, a cached result or an error row.
+    """A read input -> an item to score, a cached result or an error row.
 
     A user error (e.g. the segmenter's weights) stops the run; any other failure is this image's.
     """
     item = Item(decoded.index, decoded.path, decoded.loaded, error=decoded.error, nbytes=decoded.nbytes)
+    if decoded.cached is not None:  # looked up by the reader
+        item.cached, item.content_hash = decoded.cached, decoded.cached.content_hash
+        return item
     loaded = decoded.loaded
     if loaded is None:
         return item
     item.content_hash = loaded.content_hash
-    with pipeline.store_lock:
-        cached = pipeline.store.get_result(pipeline.key, loaded.content_hash)
-    if cached is not None:
-        item.cached = from_store(decoded.path, loaded.content_hash, cached)
-        return item
     try:
         item.regions = regions(pipeline, loaded)
     except IQAError:
