@@ -3,7 +3,7 @@
 For each N (default 200 / 2,000 / 20,000 / 100,000) and executor, a fresh child process
 reads a CSV manifest of N distinct 32x32 PNGs (an ``id`` column carried to the output),
 scores them with ``TimedScorer`` and streams the rows to a CSV, as ``iqa run`` does
-(``iter_pipeline`` into a ``ResultWriter``); then it runs again on the same store (every
+(``iter_rows`` into a ``ResultWriter``); then it runs again on the same store (every
 result cached). Per run: images/s, the driver's peak RSS, the store's size, and the
 engine's efficiency: the scorer's forward time over the wall time.
 
@@ -105,18 +105,18 @@ def score_once(manifest: Path, data: dict[str, Any], out: Path) -> dict[str, Any
     """``iqa run``'s path: manifest in, rows streamed out; the figures of one run."""
     import resource
 
-    from iqa_core.executors import iter_pipeline
+    from iqa_core.executors import iter_rows
     from iqa_core.outputs import IMAGE_COLUMNS, ResultWriter
     from iqa_core.pipeline import Pipeline
-    from iqa_core.sources import carried_columns
+    from iqa_core.sources import manifest_columns
 
     start = time.perf_counter()
     pipeline = Pipeline.from_recipe(data)
-    columns, carried = carried_columns([str(manifest)], [*IMAGE_COLUMNS, *pipeline.labels])
+    columns = manifest_columns([str(manifest)], [*IMAGE_COLUMNS, *pipeline.labels])
     n = failed = 0
     with ResultWriter(out, pipeline.labels, False, columns) as writer:
-        for result in iter_pipeline(pipeline, [str(manifest)]):
-            writer.write(result, carried.get(result.path))
+        for result, row in iter_rows(pipeline, [str(manifest)]):
+            writer.write(result, row)
             n += 1
             failed += result.error is not None
     seconds = time.perf_counter() - start

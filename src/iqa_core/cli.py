@@ -74,11 +74,11 @@ def run(
     (or the store cannot be used), 3 a device worker died, 130 interrupted (a rerun resumes).
     """
     from . import following
-    from .executors import iter_pipeline
+    from .executors import iter_rows
     from .outputs import IMAGE_COLUMNS, ResultWriter, check_output_path
     from .pipeline import Pipeline
     from .recipe import resolve
-    from .sources import carried_columns
+    from .sources import manifest_columns
 
     if output is not None:
         check_output_path(output)
@@ -90,15 +90,15 @@ def run(
     elif store is not None:
         resolved.recipe.runtime.store = str(store)
     pipeline = Pipeline(resolved)
-    columns, carried = carried_columns(inputs, [*IMAGE_COLUMNS, *pipeline.labels])
+    columns = manifest_columns(inputs, [*IMAGE_COLUMNS, *pipeline.labels])
     show = sys.stderr.isatty() if progress is None else progress
     stored = pipeline.store.count("results")
     failed: list[str] = []  # the first ten messages; the rest are counted
     n = n_failed = 0
     writer = ResultWriter(output, pipeline.labels, details, columns)
     try:
-        for result in iter_pipeline(pipeline, inputs, progress=show):
-            writer.write(result, carried.get(result.path))
+        for result, row in iter_rows(pipeline, inputs, progress=show):
+            writer.write(result, row)
             n += 1
             if result.error is not None:
                 n_failed += 1

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -33,22 +34,59 @@ LeastSize = Callable[[tuple[int, int]], tuple[int, int]]
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
-    """Files, folders (recursive, image suffixes), globs, list files, manifests and URIs -> paths, in order.
+Input = tuple[str, "dict[str, Any] | None"]  # a path or URI, and its manifest row's other columns
 
-    A list file (.txt/.lst/.list) holds one path per line, relative to its folder; a manifest
-    (.csv/.jsonl/.parquet) one a row (see :mod:`sources`).
-    A path that matches nothing is kept, so it becomes an error row, not a lost input.
-    Duplicates are dropped, first occurrence wins.
+
+def iter_inputs(inputs: Iterable[str | Path], some_must_exist: bool = False) -> Iterator[Input]:
+    """Files, folders (recursive, image suffixes), globs, list files, manifests and URIs -> inputs, in order.
+
+    A list file (.txt/.lst/.list) holds one path per line, relative to its folder. A manifest
+    (.csv/.jsonl/.parquet, see :mod:`sources`) is read a row at a time as the run goes, never
+    held: each row is one input, with its other columns, and one output row (a manifest's
+    rows are not deduplicated). The other inputs are listed first; among them duplicates
+    are dropped, first occurrence wins. A path that matches nothing is kept, so it becomes
+    an error row, not a lost input. Finding nothing at all is a usage error, and so, with
+    ``some_must_exist``, is finding only paths that do not exist (a mistyped folder).
     """
     if isinstance(inputs, (str, Path)):  # one path, not an iterable of its characters
         inputs = [inputs]
     inputs = list(inputs)
-    out: dict[str, None] = {}
-    _expand(inputs, out)
-    if not out:
-        raise IQAError(f"no images found in: {', '.join(map(str, inputs)) or '(no inputs)'}")
-    return list(out)
+    shown = ", ".join(map(str, inputs)) or "(no inputs)"
+    seen: dict[str, None] = {}
+    parts: list[Path | list[str]] = []  # per input: a manifest (streamed), or its new paths
+    for item in inputs:
+        path = Path(str(item))
+        if not is_uri(str(item)) and is_manifest(path):
+            parts.append(path)
+            continue
+        found: dict[str, None] = {}
+        _expand([item], found)
+        parts.append([p for p in found if p not in seen])
+        seen.update(found)
+    if not any(isinstance(part, Path) for part in parts):
+        if not seen or (some_must_exist and not any(is_uri(p) or Path(p).exists() for p in seen)):
+            raise IQAError(f"no images found in: {shown}")
+    return _stream(parts, shown)
+
+
+def _stream(parts: list[Path | list[str]], shown: str) -> Iterator[Input]:
+    given = False
+    for part in parts:
+        if isinstance(part, Path):
+            for row in manifest_rows(part):
+                path = row.pop("path")
+                given = True
+                yield path, row
+        else:
+            given = given or bool(part)
+            yield from ((p, None) for p in part)
+    if not given:  # only empty manifests
+        raise IQAError(f"no images found in: {shown}")
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[str]:
+    """The paths and URIs of :func:`iter_inputs`, as a list."""
+    return [path for path, _ in iter_inputs(inputs)]
 
 
 def _expand(inputs: Iterable[str | Path], out: dict[str, None]) -> None:

@@ -92,40 +92,55 @@ def _rows(path: Path) -> Iterator[dict[str, Any]]:
         raise IQAError(f"manifest {path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+def _parquet_file(path: Path) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise IQAError("a Parquet manifest needs pyarrow: pip install 'iqa[eval]'") from None
     try:
-        file = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow's ArrowInvalid and friends
         raise IQAError(f"manifest {path}: not a readable Parquet file: {exc}") from None
-    for batch in file.iter_batches(batch_size=4096):  # a row group at a time, never the whole table
+
+
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    for batch in _parquet_file(path).iter_batches(batch_size=4096):  # a row group at a time, never the whole table
         yield from batch.to_pylist()
 
 
-def carried_columns(
-    inputs: Iterable[str | Path], reserved: Iterable[str]
-) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """The manifests' own columns among ``inputs``, and each of their inputs' values of them.
+def manifest_columns(inputs: Iterable[str | Path], reserved: Iterable[str]) -> list[str]:
+    """The manifests' own columns among ``inputs`` (all but their path column), for the output's header.
 
-    A column that an output column already has the name of (``reserved``) is refused: the
-    output could not hold both.
+    Read from a CSV's header and a Parquet file's schema; a JSONL manifest is read through
+    once (its rows may differ), a row at a time. A column that an output column already
+    has the name of (``reserved``) is refused: the output could not hold both.
     """
     columns: dict[str, None] = {}
-    values: dict[str, dict[str, Any]] = {}
     taken = set(reserved)
     for item in inputs:
         path = Path(str(item))
         if is_uri(str(item)) or not is_manifest(path):
             continue
-        for row in manifest_rows(path):
-            uri = row.pop("path")
-            for name in row:
-                if name not in columns:
-                    if name in taken:
-                        raise IQAError(f"manifest {path}: column {name!r} is also an output column; rename it")
-                    columns[name] = None
-            values.setdefault(uri, row)
-    return list(columns), values
+        for name in _names(path):
+            if name not in columns:
+                if name in taken:
+                    raise IQAError(f"manifest {path}: column {name!r} is also an output column; rename it")
+                columns[name] = None
+    return list(columns)
+
+
+def _names(path: Path) -> list[str]:
+    """A manifest's column names but its path column."""
+    suffix = path.suffix.lower()
+    names: dict[str, None] = {}
+    if suffix == ".csv":
+        rows = _rows(path)
+        names.update((n, None) for n in next(rows, {}))
+        rows.close()
+    elif suffix == ".parquet":
+        names.update((n, None) for n in _parquet_file(path).schema_arrow.names)
+    else:
+        for row in _rows(path):
+            names.update((n, None) for n in row)
+    column = next((c for c in PATH_COLUMNS if c in names), None)
+    return [n for n in names if n != column]

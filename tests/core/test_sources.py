@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from helpers import quadrant_image, recipe, write_images
 from iqa_core.cli import cli
 from iqa_core.errors import IQAError
-from iqa_core.images import content_hash, expand_inputs, read_file
+from iqa_core.images import content_hash, expand_inputs, iter_inputs, read_file
 from iqa_core.pipeline import Pipeline
-from iqa_core.sources import carried_columns, manifest_rows
+from iqa_core.sources import manifest_columns, manifest_rows
 
 pytestmark = pytest.mark.usefixtures("test_plugins")
 
@@ -60,10 +60,9 @@ def test_a_manifest_names_inputs_relative_to_itself_and_keeps_its_columns(tmp_pa
     rows = [{"id": "a", "uri": "imgs/img00.png", "mos": 3.5}, {"id": "b", "uri": "imgs/img01.png", "mos": 1.0}]
     manifest = write_manifest(tmp_path / f"m{suffix}", rows)
     assert expand_inputs([manifest]) == [str(tmp_path / "imgs" / "img00.png"), str(tmp_path / "imgs" / "img01.png")]
-    columns, values = carried_columns([manifest], ["path", "score"])
-    assert columns == ["id", "mos"]
-    mos = values[str(tmp_path / "imgs" / "img01.png")]["mos"]
-    assert mos == ("1.0" if suffix == ".csv" else 1.0)
+    assert manifest_columns([manifest], ["path", "score"]) == ["id", "mos"]
+    inputs = list(iter_inputs([manifest]))
+    assert inputs[1] == (str(tmp_path / "imgs" / "img01.png"), {"id": "b", "mos": "1.0" if suffix == ".csv" else 1.0})
 
 
 def test_a_manifest_without_a_path_column_or_with_a_clashing_column_is_one_line(tmp_path: Path) -> None:
@@ -72,7 +71,7 @@ def test_a_manifest_without_a_path_column_or_with_a_clashing_column_is_one_line(
         list(manifest_rows(bad))
     clash = write_manifest(tmp_path / "c.csv", [{"path": "x.png", "score": 1}])
     with pytest.raises(IQAError, match=r"c.csv: column 'score' is also an output column"):
-        carried_columns([clash], ["path", "score"])
+        manifest_columns([clash], ["path", "score"])
     (tmp_path / "j.jsonl").write_text('{"path": "a.png"}\n[1]\n')
     with pytest.raises(IQAError, match=r"j.jsonl: line 2: a JSON object per line"):
         list(manifest_rows(tmp_path / "j.jsonl"))
@@ -104,3 +103,34 @@ def test_run_with_a_manifest_of_uris_carries_its_columns(tmp_path: Path, memory_
         (u["image"], u["caption"], str(u["mos"])) for u in rows
     ]
     assert out[0]["score"] and out[2]["error"] == "memory://bucket/gone.png: not found"
+
+
+def test_a_manifest_streams_through_the_run_one_output_row_per_manifest_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are taken as the reader gets to them (never the whole manifest), and a path
+    listed twice gives two rows, each with its own columns."""
+    import iqa_core.sources as sources
+    from iqa_core.executors import iter_rows
+
+    images = write_images(tmp_path / "imgs", 4)
+    rows = [{"path": str(images[i % 4]), "caption": f"c{i}"} for i in range(120)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    taken = []
+    original = sources._rows
+
+    def counted(path: Path):
+        for row in original(path):
+            taken.append(row)
+            yield row
+
+    data = recipe(tmp_path / "s.sqlite")
+    data["runtime"].update(chunk_images=4, workers=1)
+    monkeypatch.setattr(sources, "_rows", counted)
+    out = iter_rows(Pipeline.from_recipe(data), [manifest])
+    first, row = next(out)
+    assert row == {"caption": "c0"} and first.path == str(images[0])
+    assert 4 <= len(taken) < 30, len(taken)  # read ahead of the first result: a few chunks, not 120 rows
+    rest = list(out)
+    assert [r["caption"] for _, r in rest] == [f"c{i}" for i in range(1, 120)]
+    assert all(res.score == first.score for res, r in rest if r["caption"][1:] in ("4", "8"))

@@ -2,6 +2,6 @@
 device (``devices``), or as Ray Data steps over actor pools (``ray``)."""
 
 from .devices import WorkerFailed
-from .dispatch import iter_pipeline, run_pipeline
+from .dispatch import iter_pipeline, iter_rows, run_pipeline
 
-__all__ = ["WorkerFailed", "iter_pipeline", "run_pipeline"]
+__all__ = ["WorkerFailed", "iter_pipeline", "iter_rows", "run_pipeline"]

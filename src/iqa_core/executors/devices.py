@@ -92,7 +92,7 @@ def _device_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     try:
         pipeline = factory.from_recipe(recipe, Store(store_path))
-        rows = [r.to_dict() for r in pipeline.score_many(paths)] if paths else []
+        rows = [r.to_dict() for r in pipeline.iter_paths(paths)]
         out.send(("ok", rows, dict(pipeline.stats)))
     except IQAError as exc:
         try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..api import ImageResult
-from ..errors import IQAError
-from ..images import expand_inputs
-from ..sources import is_uri
+from ..images import iter_inputs
 from .devices import run_per_device
 from .placement import worker_recipe
 
@@ -29,11 +28,31 @@ def run_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: boo
 def iter_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False) -> Iterator[ImageResult]:
     """Like :func:`run_pipeline`, each result as soon as it and those before it are done
     (local and Ray; ``runtime.devices`` with several devices gives them all at the end)."""
+    for result, _ in iter_rows(pipeline, inputs, progress):
+        yield result
+
+
+def iter_rows(
+    pipeline: Pipeline, inputs: Iterable[str | Path], progress: bool = False
+) -> Iterator[tuple[ImageResult, dict[str, Any] | None]]:
+    """Each result of :func:`iter_pipeline` with its manifest row's other columns (None for
+    other inputs). A manifest is read as the executor takes its inputs, so only the columns
+    of the inputs in flight are held."""
+    columns: deque[dict[str, Any] | None] = deque()
+    found = iter_inputs(inputs, some_must_exist=True)
+
+    def paths() -> Iterator[str]:
+        for path, row in found:
+            columns.append(row)
+            yield path
+
+    for result in _executor(pipeline, paths(), progress):
+        yield result, columns.popleft()
+
+
+def _executor(pipeline: Pipeline, paths: Iterator[str], progress: bool) -> Iterator[ImageResult]:
+    """Results of ``paths``, one each in their order, from the recipe's executor."""
     runtime = pipeline.recipe.runtime
-    inputs = list(inputs)
-    paths = expand_inputs(inputs)
-    if not any(is_uri(p) or Path(p).exists() for p in paths):
-        raise IQAError(f"no images found in: {', '.join(map(str, inputs))}")
     if runtime.executor == "ray":
         from .ray import iter_on_ray
 
@@ -41,14 +60,15 @@ def iter_pipeline(pipeline: Pipeline, inputs: Iterable[str | Path], progress: bo
         return
     devices = runtime.devices or []
     if len(devices) > 1:
-        by_path = run_per_device(pipeline, paths, devices)
-        yield from (by_path[p] for p in paths)
+        listed = list(paths)
+        by_path = run_per_device(pipeline, listed, devices)
+        yield from (by_path[p] for p in listed)
         return
     if not devices:
-        yield from pipeline.iter_many(paths, progress=progress)
+        yield from pipeline.iter_paths(paths, progress=progress)
         return
     placed = type(pipeline).from_recipe(worker_recipe(pipeline, devices[0]), pipeline.store)
     try:
-        yield from placed.iter_many(paths, progress=progress)
+        yield from placed.iter_paths(paths, progress=progress)
     finally:
         pipeline.stats.update(placed.stats)

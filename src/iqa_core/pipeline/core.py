@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..api import ImageResult, RegionAggregator, Scorer, ScorerAggregator, Segmenter, Standard
 from ..errors import ImageError
-from ..images import LeastSize, LoadedImage, content_hash, expand_inputs, read_file, read_image, to_rgb
+from ..images import LeastSize, LoadedImage, content_hash, iter_inputs, read_file, read_image, to_rgb
 from ..plugins import manager
 from ..recipe import Resolved, resolve
 from ..store import Store
@@ -154,8 +154,18 @@ class Pipeline:
         progress: bool = False,
         on_result: Callable[[ImageResult], None] | None = None,
     ) -> Iterator[ImageResult]:
-        """Like :meth:`score_many`, each result as its image finishes: nothing is held for the end."""
-        paths = expand_inputs(inputs)
+        """Like :meth:`score_many`, each result as its image finishes: nothing is held for the end,
+        and a manifest is read as the run goes."""
+        yield from self.iter_paths((path for path, _ in iter_inputs(inputs)), progress, on_result)
+
+    def iter_paths(
+        self,
+        paths: Iterable[str],
+        progress: bool = False,
+        on_result: Callable[[ImageResult], None] | None = None,
+    ) -> Iterator[ImageResult]:
+        """Score ``paths`` (files or URIs, as they are: not expanded), each taken when the reader
+        gets to it; each result as its image finishes, in their order."""
         runtime = self.recipe.runtime
         budget = ByteBudget(int(runtime.max_inflight_mb * 2**20))
         repaired = self.store.repaired  # damaged store rows found while scoring these are recomputed
@@ -174,7 +184,7 @@ class Pipeline:
         if progress:  # tqdm makes a process-wide lock even when disabled: only when shown
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(paths), unit="img", dynamic_ncols=True)
+            bar = tqdm(total=len(paths) if isinstance(paths, Sized) else None, unit="img", dynamic_ncols=True)
         try:
             yield from self._results(stream.run(self, items, budget.release), on_result, bar)
         finally:

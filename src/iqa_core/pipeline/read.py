@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -42,16 +42,18 @@ def _read(path: str, max_pixels: int, least: LeastSize | None, lookup: Lookup) -
 class ReadAhead:
     """Paths in input order -> :class:`Decoded`, decoding up to ``depth`` images ahead.
 
-    An image is decoded only once its pixel bytes (known from the header) fit the budget;
-    the bytes are held until the image is finished downstream. Reading ahead never blocks:
-    only :meth:`next` waits for room, when nothing is decoded ahead. ``least`` lets JPEGs
-    decode reduced (``regions.prescale``), and the budget counts what they decode to.
-    ``lookup`` finds an input's stored result by its content hash, before it is decoded.
+    ``paths`` is read as it goes (a manifest streams through): only the inputs read ahead
+    and not yet given are held. An image is decoded only once its pixel bytes (known from
+    the header) fit the budget; the bytes are held until the image is finished downstream.
+    Reading ahead never blocks: only :meth:`next` waits for room, when nothing is decoded
+    ahead. ``least`` lets JPEGs decode reduced (``regions.prescale``), and the budget counts
+    what they decode to. ``lookup`` finds an input's stored result by its content hash,
+    before it is decoded.
     """
 
     def __init__(
         self,
-        paths: Sequence[str],
+        paths: Iterable[str],
         budget: ByteBudget,
         stop: threading.Event,
         max_pixels: int,
@@ -60,7 +62,9 @@ class ReadAhead:
         lookup: Lookup,
         least: LeastSize | None = None,
     ) -> None:
-        self.paths = list(paths)
+        self._source = iter(paths)
+        self._paths: dict[int, str] = {}  # inputs taken from the source and not yet given
+        self._taken = 0
         self.budget = budget
         self.stop = stop
         self.max_pixels = max_pixels
@@ -69,21 +73,28 @@ class ReadAhead:
         self.lookup = lookup
         self._sizes: dict[int, int] = {}
         self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="iqa-read")
-        self._ahead: deque[tuple[int, Future[LoadedImage | str]]] = deque()
+        self._ahead: deque[tuple[int, Future[LoadedImage | ImageResult | str]]] = deque()
         self._submitted = 0
         self._given = 0
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def has(self, index: int) -> bool:
+        """Whether there is an input ``index`` (taking inputs from the source up to it)."""
+        while self._taken <= index:
+            path = next(self._source, None)
+            if path is None:
+                return False
+            self._paths[self._taken] = path
+            self._taken += 1
+        return True
 
     def size(self, index: int) -> int:
-        """The budget bytes input ``index`` needs (its decoded RGB size)."""
+        """The budget bytes input ``index`` (one :meth:`has` said exists) needs: its decoded RGB size."""
         if index not in self._sizes:
-            self._sizes[index] = decoded_bytes(self.paths[index], self.max_pixels, self.least)
+            self._sizes[index] = decoded_bytes(self._paths[index], self.max_pixels, self.least)
         return self._sizes[index]
 
     def next(self) -> Decoded | None:
-        """The next input, decoded; None once stopped."""
+        """The next input (one :meth:`has` said exists), decoded; None once stopped."""
         index = self._given
         self._fill()
         if not self._ahead:  # nothing ahead: wait for room for this one
@@ -94,20 +105,21 @@ class ReadAhead:
         self._given += 1
         self._fill()
         out = future.result()
+        path, nbytes = self._paths.pop(index), self._sizes.pop(index)
         if isinstance(out, str):
-            self.budget.release(self.size(index))
-            return Decoded(index, self.paths[index], None, out, 0)
+            self.budget.release(nbytes)
+            return Decoded(index, path, None, out, 0)
         if isinstance(out, ImageResult):
-            self.budget.release(self.size(index))
-            return Decoded(index, self.paths[index], None, None, 0, out)
-        return Decoded(index, self.paths[index], out, None, self.size(index))
+            self.budget.release(nbytes)
+            return Decoded(index, path, None, None, 0, out)
+        return Decoded(index, path, out, None, nbytes)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
         while (
-            self._submitted < len(self.paths)
+            self.has(self._submitted)
             and len(self._ahead) < self.depth
             and self.budget.try_acquire(self.size(self._submitted))
         ):
@@ -115,6 +127,6 @@ class ReadAhead:
 
     def _submit(self) -> None:
         index = self._submitted
-        read = self._pool.submit(_read, self.paths[index], self.max_pixels, self.least, self.lookup)
+        read = self._pool.submit(_read, self._paths[index], self.max_pixels, self.least, self.lookup)
         self._ahead.append((index, read))
         self._submitted += 1

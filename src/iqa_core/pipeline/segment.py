@@ -97,7 +97,8 @@ def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
     size = pipeline.recipe.runtime.chunk_images
     limit = reader.budget.limit // 2
     count = held = 0
-    for index in range(len(reader)):
+    index = 0
+    while reader.has(index):
         need = reader.size(index)
         if closes_group(index, count, held, need, size, limit):
             yield Flush()
@@ -112,3 +113,4 @@ def items(pipeline: Pipeline, reader: ReadAhead) -> Iterator[Item | Flush]:
         yield item
         count += 1
         held += need
+        index += 1

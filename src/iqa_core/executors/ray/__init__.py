@@ -19,7 +19,7 @@ shared file system, or URIs); the store's file is read on the driver's node only
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...api import ImageResult
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 MODEL_ACTOR_CPUS = 0.5  # a segmenter and a scorer actor leave a node's next CPU to the views step
 
 
-def iter_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False) -> Iterator[ImageResult]:
+def iter_on_ray(pipeline: Pipeline, paths: Iterable[str], progress: bool = False) -> Iterator[ImageResult]:
     """Score ``paths`` on Ray (``runtime.ray_address``, or a local instance); results in input order,
     each group's as soon as it and those before it are scored."""
     try:
@@ -47,9 +47,10 @@ def iter_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False
         raise IQAError("executor 'ray' needs Ray: pip install 'iqa[ray]'") from None
     if pipeline.views.prescale:  # its views step holds no scorer to tell the input sizes
         raise IQAError("regions.prescale is not supported with executor: ray yet; use executor: local or devices")
-    if not paths:
-        return
     runtime = pipeline.recipe.runtime
+    rows = chunks(paths, runtime.chunk_images)  # the names Ray Data is given: about 100 bytes an input
+    if not rows:
+        return
     if not ray.is_initialized():
         ray.init(address=runtime.ray_address, include_dashboard=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
@@ -58,7 +59,7 @@ def iter_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False
     keeper = start_keeper(ray, pipeline.store)
     hook, recipe = manager().hook, pipeline.recipe.model_dump(mode="json")
     try:
-        for row in dataset(ray, pipeline, chunks(paths, runtime.chunk_images), keeper).iter_rows():
+        for row in dataset(ray, pipeline, rows, keeper).iter_rows():
             group = Group.read({name: [value] for name, value in row.items()}, 0)
             group.raise_fatal()
             pipeline.stats.update(group.stats)
@@ -74,9 +75,14 @@ def iter_on_ray(pipeline: Pipeline, paths: Sequence[str], progress: bool = False
         ray.kill(keeper)
 
 
-def chunks(paths: Sequence[str], size: int) -> list[list[str]]:
+def chunks(paths: Iterable[str], size: int) -> list[list[str]]:
     """The paths in chunks of ``size``: a batching group never spans two (``segment.closes_group``)."""
-    return [list(paths[start : start + size]) for start in range(0, len(paths), size)]
+    out: list[list[str]] = []
+    for path in paths:
+        if not out or len(out[-1]) == size:
+            out.append([])
+        out[-1].append(path)
+    return out
 
 
 def dataset(ray: Any, pipeline: Pipeline, chunks: list[list[str]], keeper: Any) -> Any:
