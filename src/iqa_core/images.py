@@ -232,18 +232,16 @@ def read_file(path: str | Path) -> bytes:
             raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
 
 
-def decoded_bytes(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> int:
-    """Bytes the RGB image ``path`` decodes to takes in PIL (4 per pixel), from its header alone;
-    with ``least``, as :func:`read_image` decodes it (a JPEG maybe reduced).
+def decoded_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, least: LeastSize | None = None) -> int:
+    """Bytes the RGB image whose file holds ``data`` decodes to in PIL (4 per pixel), from its
+    header alone; with ``least``, as :func:`read_image` decodes it (a JPEG maybe reduced).
 
-    0 for a file that will be refused (unreadable, not an image, over ``max_pixels``): its
-    error row holds no pixels.
+    0 for an image that will be refused (not an image, over ``max_pixels``): its error row
+    holds no pixels.
     """
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device is never opened here
-            return 0
         _follow_our_limit(max_pixels)
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > max_pixels:
                 return 0
             if least is not None:

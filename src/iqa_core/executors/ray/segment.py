@@ -44,13 +44,14 @@ class SegmentStep(Step):
         groups: list[Group] = []
         count = held = 0
         for index, (image, data, need) in enumerate(read):
+            stored = found.get(image.get("hash", ""), {})
+            need = 0 if "result" in stored else need  # a stored result holds no pixels (as in the local run)
             if not groups or closes_group(index, count, held, need, size, self.limit):
                 groups.append(Group([]))
                 count = held = 0
             count += 1
             held += need
             groups[-1].images.append(image)
-            stored = found.get(image.get("hash", ""), {})
             if "result" in stored:
                 image["cached"] = stored["result"]
             elif "hash" in image:
@@ -62,11 +63,11 @@ class SegmentStep(Step):
     def _read(self, path: str) -> tuple[dict[str, Any], bytes | None, int]:
         """An image of the chunk, its bytes and the budget bytes it needs (from its header, as the
         local run counts them); an image that cannot be read is its error row already."""
-        need = decoded_bytes(path, self.pipeline.recipe.runtime.max_pixels)
         try:
             data = read_file(path)
         except ImageError as exc:
-            return {"path": path, "error": str(exc)}, None, need
+            return {"path": path, "error": str(exc)}, None, 0
+        need = decoded_bytes(data, self.pipeline.recipe.runtime.max_pixels)
         return {"path": path, "hash": content_hash(data)}, data, need
 
     def _masks(self, image: dict[str, Any], data: bytes | None) -> dict[str, Any]:
