@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.images import write_images  # noqa: E402
+from benchmarks.measure import peak_rss_gib  # noqa: E402
 from benchmarks.regions import FixedRegions  # noqa: E402
 from iqa_core.api import LevelProbs, Scorer  # noqa: E402
 from iqa_core.images import read_image  # noqa: E402
@@ -52,17 +53,6 @@ class FixedInput(Scorer):
 
     def score(self, views, standard) -> LevelProbs:  # never called: only the views are timed
         raise NotImplementedError
-
-
-def peak_rss_gib() -> float:
-    """This process's peak resident memory (``VmHWM``): unlike ``ru_maxrss`` it does not carry the
-    parent's peak over a fork, so each mode's child reports its own. Linux only; 0 elsewhere."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0.0
-    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-    return round(kib / 2**20, 3)
 
 
 def run_one(paths: list[str], prescale: bool | int) -> dict[str, Any]:

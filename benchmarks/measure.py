@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -77,10 +78,19 @@ class Busy:
             handle.remove()
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory so far. On Linux ``VmHWM``: unlike ``ru_maxrss`` it does
+    not carry the parent's peak over a fork and exec, so a benchmark's child reports its own."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # macOS reports bytes, others KiB
+        return peak // 1024 if sys.platform == "darwin" else peak
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+
+
 def peak_rss_gib() -> float:
-    """The process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 3)
+    return round(peak_rss_kib() / 2**20, 3)
 
 
 class Memory:

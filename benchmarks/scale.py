@@ -36,6 +36,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.measure import peak_rss_kib  # noqa: E402
 from iqa_core.api import LevelProbs, Params, Scorer, Standard, View  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,8 +104,6 @@ def recipe(store: Path, executor: str, forward_ms: float, batch_size: int) -> di
 
 def score_once(manifest: Path, data: dict[str, Any], out: Path) -> dict[str, Any]:
     """``iqa run``'s path: manifest in, rows streamed out; the figures of one run."""
-    import resource
-
     from iqa_core.executors import iter_rows
     from iqa_core.outputs import IMAGE_COLUMNS, ResultWriter
     from iqa_core.pipeline import Pipeline
@@ -127,7 +126,7 @@ def score_once(manifest: Path, data: dict[str, Any], out: Path) -> dict[str, Any
         "failed": failed,
         "seconds": round(seconds, 3),
         "images_per_s": round(n / seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kib() / 1024, 1),
         "store_mb": round(sum(f.stat().st_size for f in store.parent.glob(store.name + "*")) / 2**20, 2),
         "forward_s": round(pipeline.stats["forward_s"], 3),
         "efficiency": round(pipeline.stats["forward_s"] / seconds, 3),
