@@ -141,7 +141,10 @@ def test_ray_steps_are_separate_and_a_scoring_batch_spans_images(local_ray, tmp_
 
     paths = write_images(tmp_path / "imgs", 3)
     recipe = _recipe(tmp_path / "unused.sqlite", "local")
-    steps = [line.strip("+- ") for line in repr(dataset(ray, Pipeline.from_recipe(recipe), [], None)).splitlines()]
+    steps = [
+        line.strip("+- ")
+        for line in repr(dataset(ray, Pipeline.from_recipe(recipe), ray.data.from_items([]), None)).splitlines()
+    ]
     assert steps[:3] == ["MapBatches(ScoreStep)", "MapBatches(cut_views)", "MapBatches(SegmentStep)"]
 
     group, called = _steps(recipe, paths)
@@ -198,7 +201,7 @@ def _local_groups(pipeline: Pipeline, paths: list[str]) -> list[list[int]]:
 
 def test_ray_groups_are_the_local_runs_batching_groups(local_ray, tmp_path: Path) -> None:
     """Chunks of chunk_images paths, each split by half the byte budget, on the worker: the local groups."""
-    from iqa_core.executors.ray import chunks
+    from iqa_core.executors.ray import blocks
     from iqa_core.executors.ray.keeper import StoreKeeper
     from iqa_core.executors.ray.segment import SegmentStep
     from iqa_core.executors.ray.wire import Group
@@ -209,13 +212,16 @@ def test_ray_groups_are_the_local_runs_batching_groups(local_ray, tmp_path: Path
     pipeline = Pipeline.from_recipe(recipe)
     # a group never spans two chunks: [0..3] splits at 3 images, [4..7] starts afresh
     assert _local_groups(pipeline, paths) == [[0, 1, 2], [3], [4, 5, 6], [7]]
-    assert chunks(paths, 4) == [paths[:4], paths[4:]]
+    inputs = [(p, {"i": i}) for i, p in enumerate(paths)]
+    ((table, columns),) = blocks(inputs, 4)  # one block of two chunks, and the columns they carry
+    chunks = [[i["path"] for i in json.loads(c)] for c in table.column("images").to_pylist()]
+    assert chunks == [paths[:4], paths[4:]] and columns == [{"i": i} for i in range(8)]
     step = SegmentStep(
         Pipeline, {**recipe, "runtime": {**recipe["runtime"], "store": None}}, ray.remote(StoreKeeper).remote(None)
     )
     on_worker = []
-    for chunk in chunks(paths, 4):
-        out = step({"images": [json.dumps([{"path": p} for p in chunk])]})
+    for chunk in table.column("images").to_pylist():
+        out = step({"images": [chunk]})
         on_worker += [[paths.index(i["path"]) for i in Group.read(out, n).images] for n in range(len(out["images"]))]
     assert on_worker == _local_groups(pipeline, paths)
 
@@ -282,3 +288,35 @@ def test_ray_driver_reads_no_image_bytes_and_a_uri_manifest_keeps_its_columns(
     assert [r["score"] for r in rows[:5]] == [str(r.score) for r in local[:5]]
     assert "gone.png: not found" in rows[5]["error"] and rows[5]["score"] == ""
     assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "local.sqlite")
+
+
+class _Row(dict):
+    """A manifest row the test can hold a weak reference to."""
+
+
+def test_ray_driver_holds_no_manifest_row_while_its_inputs_are_scored(
+    local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names and columns go to Ray's object store a block at a time; each result comes
+    back with its own row's columns, across blocks, and the driver's heap keeps none of them."""
+    import gc
+    import weakref
+
+    import iqa_core.executors.dispatch as dispatch
+    import iqa_core.executors.ray as on_ray
+    from iqa_core.executors import iter_rows
+
+    images = write_images(tmp_path / "imgs", 5)
+    rows = [_Row(id=f"row{i}") for i in range(14)]
+    alive = [weakref.ref(row) for row in rows]
+    inputs = iter([(str(images[i % 5]), row) for i, row in enumerate(rows)])
+    del rows
+    monkeypatch.setattr(dispatch, "iter_inputs", lambda *a, **k: inputs)
+    monkeypatch.setattr(on_ray, "BLOCK_CHUNKS", 2)  # chunk_images 2: 4 blocks of up to 4 inputs
+    out = iter_rows(Pipeline.from_recipe(_recipe(tmp_path / "s.sqlite", "ray")), ["unused"])
+    first = next(out)
+    gc.collect()
+    assert [ref() for ref in alive] == [None] * 14  # every row was sent on, none is kept here
+    got = [first, *out]
+    assert [(r.path, row) for r, row in got] == [(str(images[i % 5]), {"id": f"row{i}"}) for i in range(14)]
+    assert all(r.error is None for r, _ in got)

@@ -37,28 +37,27 @@ def iter_rows(
 ) -> Iterator[tuple[ImageResult, dict[str, Any] | None]]:
     """Each result of :func:`iter_pipeline` with its manifest row's other columns (None for
     other inputs). A manifest is read as the executor takes its inputs, so only the columns
-    of the inputs in flight are held."""
-    columns: deque[dict[str, Any] | None] = deque()
+    of the inputs in flight are held (on Ray, in its object store)."""
     found = iter_inputs(inputs, some_must_exist=True)
+    if pipeline.recipe.runtime.executor == "ray":
+        from .ray import iter_on_ray
+
+        yield from iter_on_ray(pipeline, found, progress)
+        return
+    columns: deque[dict[str, Any] | None] = deque()
 
     def paths() -> Iterator[str]:
         for path, row in found:
             columns.append(row)
             yield path
 
-    for result in _executor(pipeline, paths(), progress):
+    for result in _on_this_machine(pipeline, paths(), progress):
         yield result, columns.popleft()
 
 
-def _executor(pipeline: Pipeline, paths: Iterator[str], progress: bool) -> Iterator[ImageResult]:
-    """Results of ``paths``, one each in their order, from the recipe's executor."""
-    runtime = pipeline.recipe.runtime
-    if runtime.executor == "ray":
-        from .ray import iter_on_ray
-
-        yield from iter_on_ray(pipeline, paths, progress)
-        return
-    devices = runtime.devices or []
+def _on_this_machine(pipeline: Pipeline, paths: Iterator[str], progress: bool) -> Iterator[ImageResult]:
+    """Results of ``paths``, one each in their order, on this machine's devices."""
+    devices = pipeline.recipe.runtime.devices or []
     if len(devices) > 1:
         listed = list(paths)
         by_path = run_per_device(pipeline, listed, devices)
