@@ -168,6 +168,13 @@ class Store:
             self.repaired += 1
             return None
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the store file and empty it. A run whose readers never
+        pause (a Ray run's keeper) leaves SQLite no moment to reset the log, so it grows with the run."""
+        if self.path != ":memory:" and not self.read_only:
+            with self._guard("write"):
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         self.db.close()
 

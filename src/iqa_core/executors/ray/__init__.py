@@ -82,7 +82,8 @@ def iter_on_ray(
                     carried = iter(ray.get(columns.popleft()))
                     extra = next(carried)
                 yield result, extra
-        pipeline.stats["store_rows_repaired"] += ray.get(keeper.repaired.remote())
+        pipeline.stats["store_rows_repaired"] += ray.get(keeper.close.remote())
+        pipeline.store.checkpoint()  # the keeper's look-ups kept the log from resetting
     finally:
         ray.kill(keeper)
 

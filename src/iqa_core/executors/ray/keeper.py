@@ -32,8 +32,10 @@ class StoreKeeper:
             out[digest] = {"result": cached} if cached is not None else {"seed": self.store.export_rows([digest])}
         return out
 
-    def repaired(self) -> int:
-        """Damaged rows this reader found (treated as missing, so recomputed and overwritten)."""
+    def close(self) -> int:
+        """Close the store; the damaged rows this reader found (treated as missing, so recomputed
+        and overwritten)."""
+        self.store.close()
         return self.store.repaired
 
 
