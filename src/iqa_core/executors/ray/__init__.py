@@ -4,17 +4,17 @@
     tasks) -> prepare + score + finish (actors holding the scorers) -> the driver
 
 The driver sends chunks of ``runtime.chunk_images`` paths, nothing read, put in Ray's object
-store a block at a time (with the manifest columns they carry, fetched back as results come). Workers read each
-file where its bytes are needed and hash it there; the first step asks the store's keeper
-(an actor on the driver's node, ``keeper``) what is stored for those hashes, and splits the
-chunk into the local run's batching groups (see ``wire``). On a GPU cluster each GPU hosts a
-segmenter actor (0.25) and a scorer actor (0.75), so segmentation of the next groups
-overlaps scoring; regions and views are cut on any CPU. The scoring step finishes each
-image and sends back its result and the store rows the group made; the driver takes the
-groups in input order, writes their rows to the store and yields their results, one group
-at a time, so a Ray run leaves the results and store rows a local run would with the
-driver's memory flat in the number of images. Inputs must be readable on every node (a
-shared file system, or URIs); the store's file is read on the driver's node only.
+store a block at a time with the manifest columns they carry (fetched back as results come).
+Workers read each file where its bytes are needed and hash it there; the first step asks the
+store's keeper (an actor on the driver's node, ``keeper``) what is stored for those hashes, and
+splits the chunk into the local run's batching groups (see ``wire``). On a GPU cluster each GPU
+hosts a segmenter actor (0.25) and a scorer actor (0.75), so segmentation of the next groups
+overlaps scoring; regions and views are cut on any CPU. The scoring step finishes each image
+and sends back its result and the store rows the group made; the driver takes the groups in
+input order, writes their rows to the store and yields their results, one group at a time, so a
+Ray run leaves the results and store rows a local run would with the driver's memory flat in
+the number of images. Inputs must be readable on every node (a shared file system, or URIs);
+the store's file is read on the driver's node only.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def iter_on_ray(
     try:
         steps = dataset(ray, pipeline, ray.data.from_arrow_refs(names), keeper)
         del names
-        carried = iter(())
+        carried = fetched(ray, columns)
         for row in steps.iter_rows():
             group = Group.read({name: [value] for name, value in row.items()}, 0)
             group.raise_fatal()
@@ -77,11 +77,7 @@ def iter_on_ray(
                 hook.iqa_image_scored(result=result, recipe=recipe)
                 pipeline.stats["images"] += 1
                 pipeline.stats["failed"] += result.error is not None
-                extra = next(carried, _NONE)
-                if extra is _NONE:
-                    carried = iter(ray.get(columns.popleft()))
-                    extra = next(carried)
-                yield result, extra
+                yield result, next(carried)
         pipeline.stats["store_rows_repaired"] += ray.get(keeper.close.remote())
         pipeline.store.checkpoint()  # the keeper's look-ups kept the log from resetting
     finally:
@@ -101,7 +97,12 @@ def put_blocks(ray: Any, windows: Iterator[tuple[Any, list]], address: str | Non
     return names, columns
 
 
-_NONE = object()
+def fetched(ray: Any, columns: deque) -> Iterator[dict[str, Any] | None]:
+    """The manifest columns of each input in order, a block fetched from the object store at a time."""
+    while columns:
+        yield from ray.get(columns.popleft())
+
+
 BLOCK_CHUNKS = 64  # chunks of names per block put in the object store
 
 
